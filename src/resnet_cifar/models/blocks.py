@@ -1,0 +1,106 @@
+"""Residual building blocks (He et al., "Deep Residual Learning for Image Recognition", 2015).
+
+A block is given its shortcut as a module: ``nn.Identity`` or a projection/zero-padding shortcut for a
+residual block, or ``None`` for a *plain* block that drops the addition (the degradation experiment).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SHORTCUT_TYPES = ("A", "B")
+
+
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    """3x3 convolution with padding 1 and no bias (a BatchNorm follows)."""
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    """1x1 convolution with no bias (a BatchNorm follows)."""
+    return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A: parameter-free shortcut; subsample by ``stride`` and append zero channels."""
+
+    def __init__(self, stride: int, extra_channels: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.extra_channels = extra_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}, extra_channels={self.extra_channels}"
+
+
+def make_shortcut(kind: str | None, in_planes: int, out_planes: int, stride: int) -> nn.Module | None:
+    """The shortcut of one block: ``None`` (plain), identity, option A (zero-pad) or option B (1x1 conv + BN)."""
+    if kind is None:
+        return None
+    if stride == 1 and in_planes == out_planes:
+        return nn.Identity()
+    if kind == "A":
+        return ZeroPadShortcut(stride, out_planes - in_planes)
+    return nn.Sequential(conv1x1(in_planes, out_planes, stride), nn.BatchNorm2d(out_planes))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions (ResNet-18/34 and the paper's CIFAR nets)."""
+
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int, shortcut: nn.Module | None) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_planes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = shortcut
+
+    @property
+    def last_bn(self) -> nn.BatchNorm2d:
+        """The BatchNorm that closes the residual branch (zeroed by ``zero_init_residual``)."""
+        return self.bn2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return self.relu(out)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (carrying the stride), 1x1 expand by 4 (ResNet-50/101/152)."""
+
+    expansion = 4
+
+    def __init__(self, in_planes: int, planes: int, stride: int, shortcut: nn.Module | None) -> None:
+        super().__init__()
+        self.conv1 = conv1x1(in_planes, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, planes * self.expansion)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = shortcut
+
+    @property
+    def last_bn(self) -> nn.BatchNorm2d:
+        """The BatchNorm that closes the residual branch (zeroed by ``zero_init_residual``)."""
+        return self.bn3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return self.relu(out)

@@ -1,0 +1,109 @@
+"""One ResNet class for every depth and width: the 4-stage ImageNet-style nets and the paper's 3-stage CIFAR nets."""
+from __future__ import annotations
+
+from typing import Sequence, Type, Union
+
+import torch
+from torch import nn
+
+from ..errors import ResnetCifarError
+from .blocks import SHORTCUT_TYPES, BasicBlock, Bottleneck, conv3x3, make_shortcut
+
+Block = Type[Union[BasicBlock, Bottleneck]]
+STEM_TYPES = ("cifar", "imagenet")
+
+
+class ResNet(nn.Module):
+    """A stem, ``len(layers)`` stages of blocks (stride 2 from the second on), global average pooling, a linear head.
+
+    Args:
+        block: ``BasicBlock`` or ``Bottleneck``.
+        layers: blocks per stage, e.g. ``[2, 2, 2, 2]`` (ResNet-18) or ``[3, 3, 3]`` (ResNet-20).
+        widths: channels of each stage's blocks before expansion, e.g. ``(64, 128, 256, 512)``.
+        num_classes: outputs of the linear head.
+        in_channels: channels of the input image.
+        stem: ``"cifar"`` (3x3 conv, stride 1, no pooling) or ``"imagenet"`` (7x7/2 conv + 3x3/2 max-pool).
+        shortcut: ``"A"`` (zero-padding identity, no parameters) or ``"B"`` (1x1 conv + BN) where the shape changes.
+        residual: ``False`` builds the plain twin: the same layers without any shortcut addition.
+        zero_init_residual: start the last BN of every residual branch at 0, so each block starts as identity.
+    """
+
+    def __init__(
+        self,
+        block: Block,
+        layers: Sequence[int],
+        widths: Sequence[int],
+        *,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        stem: str = "cifar",
+        shortcut: str = "B",
+        residual: bool = True,
+        zero_init_residual: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_options(num_classes, in_channels, stem, shortcut, residual, zero_init_residual)
+        self.in_planes = widths[0]
+        if stem == "cifar":
+            self.conv1 = conv3x3(in_channels, self.in_planes)
+        else:
+            self.conv1 = nn.Conv2d(in_channels, self.in_planes, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(self.in_planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
+        shortcut_kind = shortcut if residual else None
+        for index, (blocks, width) in enumerate(zip(layers, widths)):
+            stride = 1 if index == 0 else 2
+            self.add_module(f"layer{index + 1}", self._make_layer(block, width, blocks, stride, shortcut_kind))
+        self.num_stages = len(layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(self.in_planes, num_classes)
+        self._init_weights(zero_init_residual)
+
+    def _make_layer(self, block: Block, planes: int, blocks: int, stride: int, shortcut: str | None) -> nn.Sequential:
+        layers = []
+        for block_stride in [stride] + [1] * (blocks - 1):
+            out_planes = planes * block.expansion
+            layers.append(block(self.in_planes, planes, block_stride,
+                                make_shortcut(shortcut, self.in_planes, out_planes, block_stride)))
+            self.in_planes = out_planes
+        return nn.Sequential(*layers)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if zero_init_residual:
+            for module in self.modules():
+                if isinstance(module, (BasicBlock, Bottleneck)):
+                    nn.init.zeros_(module.last_bn.weight)
+
+    def stages(self) -> list[nn.Sequential]:
+        """The stages ``layer1 .. layerN`` in order."""
+        return [getattr(self, f"layer{i + 1}") for i in range(self.num_stages)]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The feature map after the last stage, before pooling."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for stage in self.stages():
+            x = stage(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.avgpool(self.forward_features(x)), 1))
+
+
+def _check_options(num_classes: int, in_channels: int, stem: str, shortcut: str, residual: bool,
+                   zero_init_residual: bool) -> None:
+    for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ResnetCifarError(f"{name} must be a positive integer, got {value!r}")
+    if stem not in STEM_TYPES:
+        raise ResnetCifarError(f"unknown stem {stem!r}: choose one of {', '.join(STEM_TYPES)}")
+    if shortcut not in SHORTCUT_TYPES:
+        raise ResnetCifarError(f"unknown shortcut {shortcut!r}: choose 'A' (zero-padding) or 'B' (projection)")
+    if zero_init_residual and not residual:
+        raise ResnetCifarError("zero_init_residual needs residual blocks: a plain net would start as all zeros")

@@ -1,0 +1,51 @@
+"""Inspection: parameter counts, the torchinfo per-layer table, and the tensor shape after each stage."""
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+from torchinfo import ModelStatistics, summary
+from torchinfo.enums import Units
+
+from ..errors import ResnetCifarError
+from .resnet import ResNet
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (trainable or not) in ``model``."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def stage_shapes(model: ResNet, input_size: tuple[int, int, int]) -> list[tuple[str, tuple[int, ...]]]:
+    """Shapes ``(name, (1, C, H, W))`` after the stem, after each stage, and of the logits, for one input."""
+    points = [("stem", model.maxpool)] + [(f"layer{i + 1}", s) for i, s in enumerate(model.stages())]
+    points.append(("fc", model.fc))
+    shapes: list[tuple[str, tuple[int, ...]]] = []
+    hooks = [module.register_forward_hook(
+        lambda _m, _i, out, name=name: shapes.append((name, tuple(out.shape)))) for name, module in points]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_size))
+    except RuntimeError as error:
+        raise ResnetCifarError(f"input size {input_size} does not fit this model: {error}") from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return shapes
+
+
+def layer_table(model: ResNet, input_size: tuple[int, int, int], depth: int = 3) -> ModelStatistics:
+    """torchinfo's per-layer table (output shapes, parameters, multiply-accumulates) for a batch of one."""
+    return summary(model, input_size=(1, *input_size), depth=depth, verbose=0, device="cpu",
+                   col_names=("output_size", "num_params", "mult_adds"), row_settings=("var_names",))
+
+
+def summary_text(model: ResNet, input_size: tuple[int, int, int], depth: int = 3) -> str:
+    """The per-layer table followed by the shape after the stem and each stage, ready to print."""
+    shapes = stage_shapes(model, input_size)
+    # torchinfo 1.8 prints its unit enum as "(Units.MEGABYTES)" on Python >= 3.11; show its value instead.
+    table = re.sub(r"\(Units\.(\w+)\)", lambda m: f"({Units[m.group(1)].value})", str(layer_table(model, input_size, depth)))
+    lines = [table, "Shape after each stage (batch of 1):"]
+    lines += [f"  {name:<8} {' x '.join(map(str, shape))}" for name, shape in shapes]
+    return "\n".join(lines)
