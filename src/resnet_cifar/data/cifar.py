@@ -1,0 +1,140 @@
+"""CIFAR-10/100 in the official "python version" folders, read through a restricted unpickler."""
+from __future__ import annotations
+
+import hashlib
+import pickle
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ResnetCifarError
+from .download import download_archive
+from .imageset import ImageSet
+
+
+@dataclass(frozen=True)
+class CifarSpec:
+    """Where one CIFAR variant lives and how to check it (sums of the official files, as published)."""
+
+    folder: str
+    url: str
+    archive_md5: str
+    train_files: dict[str, str]
+    test_files: dict[str, str]
+    meta_file: tuple[str, str]
+    label_key: str
+    names_key: str
+
+
+CIFAR = {
+    "cifar10": CifarSpec(
+        folder="cifar-10-batches-py",
+        url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        archive_md5="c58f30108f718f92721af3b95e74349a",
+        train_files={"data_batch_1": "c99cafc152244af753f735de768cd75f",
+                     "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+                     "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+                     "data_batch_4": "634d18415352ddfa80567beed471001a",
+                     "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb"},
+        test_files={"test_batch": "40351d587109b95175f43aff81a1287e"},
+        meta_file=("batches.meta", "5ff9c542aee3614f3951f8cda6e48888"),
+        label_key="labels", names_key="label_names"),
+    "cifar100": CifarSpec(
+        folder="cifar-100-python",
+        url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        archive_md5="eb9058c3a382ffc7106e4002c42a8d85",
+        train_files={"train": "16019d7e3df5f24257cddd939b257f8d"},
+        test_files={"test": "f0ef6b0ae62326f3e7ffdfab6717acfc"},
+        meta_file=("meta", "7973b15100ade9c7d40fb424638fde48"),
+        label_key="fine_labels", names_key="fine_label_names"),
+}
+
+# What the CIFAR pickles are allowed to build: numpy arrays and their dtypes, nothing else.
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, strings, bytes, numbers and numpy arrays; refuses every other global."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) in _ALLOWED_GLOBALS:
+            return getattr(sys.modules.get(module) or __import__(module, fromlist=[name]), name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not part of a CIFAR batch file")
+
+
+def safe_unpickle(path: Path) -> dict:
+    """Load one CIFAR batch file through ``RestrictedUnpickler``; any failure is a one-line error."""
+    try:
+        with open(path, "rb") as f:
+            content = RestrictedUnpickler(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, ImportError) as error:
+        raise ResnetCifarError(f"{path} is not a readable CIFAR batch file ({error}); delete it and "
+                               f"download the dataset again") from None
+    if not isinstance(content, dict):
+        raise ResnetCifarError(f"{path} is not a CIFAR batch file (holds {type(content).__name__}, not a dict)")
+    return content
+
+
+def md5sum(path: Path) -> str:
+    """Hex MD5 digest of a file (the checksum the CIFAR site publishes)."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cifar_folder(name: str, root: Path, download: bool = True) -> Path:
+    """The dataset's folder under ``root``; fetched from the official site when missing and ``download``."""
+    spec = CIFAR[name]
+    folder = root / spec.folder
+    expected = [*spec.train_files, *spec.test_files, spec.meta_file[0]]
+    missing = [f for f in expected if not (folder / f).is_file()]
+    if missing and download:
+        download_archive(spec.url, spec.archive_md5, root)
+        missing = [f for f in expected if not (folder / f).is_file()]
+    if missing:
+        raise ResnetCifarError(f"{folder} lacks {', '.join(missing)}: put the official '{spec.folder}' folder "
+                               f"under --data-dir (from {spec.url}) or pick --dataset cifar10-sample")
+    return folder
+
+
+def check_official_sums(name: str, folder: Path) -> list[str]:
+    """Names of the files in ``folder`` whose MD5 differs from the official release."""
+    spec = CIFAR[name]
+    official = {**spec.train_files, **spec.test_files, spec.meta_file[0]: spec.meta_file[1]}
+    return [f for f, md5 in official.items() if md5sum(folder / f) != md5]
+
+
+def read_cifar(name: str, root: Path, split: str, download: bool = True) -> ImageSet:
+    """The ``train`` or ``test`` split of ``cifar10`` or ``cifar100`` under ``root``."""
+    spec = CIFAR[name]
+    folder = cifar_folder(name, root, download)
+    meta = safe_unpickle(folder / spec.meta_file[0])
+    class_names = _field(meta, spec.names_key, folder / spec.meta_file[0])
+    images, labels = [], []
+    for file in spec.train_files if split == "train" else spec.test_files:
+        batch = safe_unpickle(folder / file)
+        data = np.asarray(_field(batch, "data", folder / file))
+        batch_labels = np.asarray(_field(batch, spec.label_key, folder / file))
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(batch_labels) != len(data):
+            raise ResnetCifarError(f"{folder / file} holds data of shape {data.shape} ({data.dtype}) and "
+                                   f"{len(batch_labels)} labels; expected uint8 N x 3072 and N labels")
+        images.append(data.reshape(-1, 3, 32, 32))
+        labels.append(batch_labels.astype(np.int64))
+    return ImageSet(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)),
+                    [str(n) for n in class_names])
+
+
+def _field(content: dict, key: str, path: Path) -> object:
+    if key not in content:
+        raise ResnetCifarError(f"{path} has no '{key}' entry: it is not a CIFAR batch file of this dataset")
+    return content[key]

@@ -1,0 +1,49 @@
+"""Decode any image a user has (PNG, JPEG, GIF, ...; grayscale, RGBA, palette, 16-bit) into a uint8 RGB tensor."""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import ResnetCifarError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+
+
+def decode_image(source: bytes | Path, size: tuple[int, int], name: str | None = None) -> torch.Tensor:
+    """Decode ``source`` (file path or raw bytes), resize to ``size`` (H, W): uint8 tensor (3, H, W)."""
+    label = name or str(source if isinstance(source, Path) else "image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+                image.seek(0)  # first frame of an animation
+                rgb = _to_rgb(ImageOps.exif_transpose(image))
+                resized = rgb.resize((size[1], size[0]), Image.Resampling.BICUBIC)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ResnetCifarError(f"{label} is too large to decode safely ({error})") from None
+    except UnidentifiedImageError:
+        raise ResnetCifarError(f"{label} is not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError) as error:
+        raise ResnetCifarError(f"{label} cannot be decoded ({error}); is the file complete?") from None
+    return torch.from_numpy(np.asarray(resized, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.width == 0 or image.height == 0:
+        raise ValueError("the image has no pixels")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grayscale: rescale to 8 bits instead of clipping everything above 255 to white.
+        pixels = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(pixels / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")

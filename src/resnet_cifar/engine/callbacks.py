@@ -1,0 +1,121 @@
+"""What a training run reports, each in its own callback: console, metrics.csv, TensorBoard, curves.png."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Protocol
+
+from tqdm import tqdm
+
+from ..plots import plot_curves
+from .io import atomic_write_bytes
+
+METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
+                  "epoch_seconds", "elapsed_seconds")
+
+
+class Callback(Protocol):
+    """Receives every finished epoch's metrics row (``METRIC_COLUMNS``) and all rows so far."""
+
+    def on_epoch_end(self, row: dict, history: list[dict]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ConsoleLog:
+    """A progress bar per epoch and one line per finished epoch; silent when ``quiet``."""
+
+    def __init__(self, epochs: int, quiet: bool) -> None:
+        self.epochs, self.quiet = epochs, quiet
+        self.bar: tqdm | None = None
+
+    def start_epoch(self, epoch: int, batches: int) -> None:
+        if not self.quiet:
+            self.bar = tqdm(total=batches, desc=f"epoch {epoch}/{self.epochs}", unit="batch", leave=False,
+                            dynamic_ncols=True)
+
+    def progress(self, done: int, loss: float, accuracy: float, images_per_s: float, lr: float) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {loss:.3f} acc {100 * accuracy:.1f}% lr {lr:.4g} {images_per_s:.0f} img/s",
+                                     refresh=False)
+            self.bar.update(done - self.bar.n)
+
+    def on_epoch_end(self, row: dict, history: list[dict]) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if not self.quiet:
+            print(format_epoch_line(row, self.epochs), flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def format_epoch_line(row: dict, epochs: int) -> str:
+    """``epoch 3/30  train loss 1.234 acc 55.2%  test loss ... lr 0.15  12.3s``."""
+    parts = [f"epoch {row['epoch']}/{epochs}"]
+    for split in ("train", "val", "test"):
+        if row.get(f"{split}_loss") not in (None, ""):
+            parts.append(f"{split} loss {row[f'{split}_loss']:.4f} acc {100 * row[f'{split}_acc']:.2f}%")
+    parts.append(f"lr {row['lr']:.4g}")
+    parts.append(f"{row['epoch_seconds']:.1f}s")
+    return "  ".join(parts)
+
+
+class CsvLog:
+    """``metrics.csv``, rewritten whole and atomically each epoch, so a resumed run never repeats a row."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_epoch_end(self, row: dict, history: list[dict]) -> None:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: ("" if r.get(k) is None else r[k]) for k in METRIC_COLUMNS} for r in history)
+        atomic_write_bytes(self.path, text.getvalue().encode())
+
+    def close(self) -> None:
+        pass
+
+
+class CurvesPlot:
+    """``curves.png``: loss, accuracy and learning rate against epoch, redrawn each epoch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_epoch_end(self, row: dict, history: list[dict]) -> None:
+        plot_curves(history, self.path)
+
+    def close(self) -> None:
+        pass
+
+
+class TensorBoardLog:
+    """TensorBoard event files in the run folder."""
+
+    def __init__(self, folder: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(folder))
+
+    def on_epoch_end(self, row: dict, history: list[dict]) -> None:
+        for key in METRIC_COLUMNS[1:]:
+            if row.get(key) is not None:
+                self.writer.add_scalar(key.replace("_", "/", 1), row[key], row["epoch"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def tensorboard_available() -> bool:
+    """Whether the optional ``tensorboard`` package is installed."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True

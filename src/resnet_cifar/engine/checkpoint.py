@@ -1,0 +1,92 @@
+"""Training checkpoints (``last.pt``/``best.pt``) and exported weights (``model.safetensors`` + ``model.json``).
+
+Everything is loaded without running pickled code: checkpoints with ``torch.load(weights_only=True)``,
+weights from safetensors.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from ..errors import ResnetCifarError
+from .io import atomic_write, atomic_write_bytes, atomic_write_json
+
+CHECKPOINT_FORMAT = 1
+MODEL_FORMAT = 1
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the ``module.`` (DataParallel/DDP) and ``_orig_mod.`` (torch.compile) prefixes from every key."""
+    cleaned = {}
+    for key, value in state.items():
+        while key.startswith(_WRAPPER_PREFIXES):
+            key = key.split(".", 1)[1]
+        cleaned[key] = value
+    return cleaned
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Atomically save a training checkpoint (a dict of tensors, numbers, strings, lists and dicts)."""
+    atomic_write(path, lambda f: torch.save({"format_version": CHECKPOINT_FORMAT, **state}, f))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint saved by ``save_checkpoint``, refusing anything but plain data."""
+    if not path.is_file():
+        raise ResnetCifarError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError,
+            AttributeError, TypeError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ResnetCifarError(f"{path} is not a loadable checkpoint ({first_line})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise ResnetCifarError(f"{path} is not a resnet-cifar checkpoint (no model weights inside)")
+    version = state.get("format_version")
+    if not isinstance(version, int) or version > CHECKPOINT_FORMAT:
+        raise ResnetCifarError(f"{path} has checkpoint format {version!r}; this version reads up to "
+                               f"{CHECKPOINT_FORMAT}: upgrade resnet-cifar")
+    return state
+
+
+def export_model(folder: Path, weights: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
+    """Write ``model.safetensors`` (clean keys) and ``model.json`` (what is needed to rebuild and use it)."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in clean_state_dict(weights).items()}
+    atomic_write_bytes(folder / "model.safetensors", save(tensors))
+    atomic_write_json(folder / "model.json", {"format_version": MODEL_FORMAT, **info})
+
+
+def read_model_files(source: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(weights, info) from a run folder, a ``.safetensors`` file with ``model.json`` beside it, or a ``.pt``."""
+    if source.is_dir():
+        source = source / "model.safetensors"
+    if source.suffix == ".pt":
+        state = load_checkpoint(source)
+        return clean_state_dict(state["model"]), state["model_info"]
+    info_path = source.with_name("model.json")
+    if not source.is_file():
+        raise ResnetCifarError(f"no weights at {source}: give a run folder, a model.safetensors or a .pt file")
+    if not info_path.is_file():
+        raise ResnetCifarError(f"{info_path} is missing: it holds the model name, classes and preprocessing")
+    try:
+        info = json.loads(info_path.read_text())
+        weights = load_file(str(source))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ResnetCifarError(f"{info_path} is not valid JSON ({error})") from None
+    except (SafetensorError, OSError) as error:
+        raise ResnetCifarError(f"{source} is not a readable safetensors file ({error})") from None
+    if not isinstance(info, dict) or not isinstance(info.get("format_version"), int):
+        raise ResnetCifarError(f"{info_path} is not a resnet-cifar model description")
+    if info["format_version"] > MODEL_FORMAT:
+        raise ResnetCifarError(f"{info_path} has format {info['format_version']}; this version reads up to "
+                               f"{MODEL_FORMAT}: upgrade resnet-cifar")
+    return clean_state_dict(weights), info
+

@@ -1,0 +1,99 @@
+"""``evaluate(run_or_weights)``: accuracy and loss, per-class accuracy, confusion matrix and image grids."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from ..data import ImageSet, load_dataset
+from ..data.loader import BatchLoader
+from ..errors import ResnetCifarError
+from ..plots import plot_confusion, plot_image_grid
+from .device import resolve_device
+from .io import atomic_write_json
+from .loop import Predictions, predict_batches
+from .trained import TrainedModel, load_trained_model
+from .trainer import EVAL_BATCH_SIZE
+
+GRID_IMAGES = 64
+
+
+def evaluate(source: str | Path, *, dataset: str | None = None, data_dir: str | Path | None = None,
+             split: str = "test", tta: bool = False, out_dir: str | Path | None = None,
+             device: str = "auto") -> dict[str, Any]:
+    """Evaluate saved weights on a dataset split; writes ``eval.json`` and the figures, returns the results.
+
+    ``dataset``/``data_dir`` default to those the model was trained on; ``out_dir`` to the run folder.
+    """
+    trained = load_trained_model(source, resolve_device(device))
+    config = trained.info.get("config", {})
+    dataset = dataset or trained.info.get("dataset", "cifar10")
+    data_dir = data_dir if data_dir is not None else config.get("data_dir", "data")
+    data = load_dataset(dataset, split, data_dir, image_size=trained.input_size[1:], class_names=trained.class_names)
+    if data.class_names != trained.class_names:
+        raise ResnetCifarError(f"{dataset} has classes {data.class_names[:5]}..., the model knows "
+                               f"{trained.class_names[:5]}...: evaluate on the dataset it was trained for")
+    predictions = predict_batches(trained.model, model_batches(trained, data), tta=tta)
+    results = summarise(predictions, trained.class_names)
+    results.update({"source": str(source), "dataset": dataset, "split": split, "tta": tta})
+    out = Path(out_dir) if out_dir is not None else _default_out(Path(source))
+    write_reports(out, data.images, predictions, trained.class_names, results)
+    return results
+
+
+def model_batches(trained: TrainedModel, data: ImageSet) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The batches of ``data``, preprocessed as the model was trained, on the model's device, in order."""
+    device = next(trained.model.parameters()).device
+    return BatchLoader(data, EVAL_BATCH_SIZE, device=device, mean=trained.mean, std=trained.std).epoch()
+
+
+def _default_out(source: Path) -> Path:
+    return source if source.is_dir() else source.parent
+
+
+def summarise(predictions: Predictions, class_names: list[str]) -> dict[str, Any]:
+    """Overall and per-class accuracy, loss and the confusion matrix (rows: truth, columns: prediction)."""
+    num_classes = len(class_names)
+    confusion = torch.bincount(predictions.labels * num_classes + predictions.predicted,
+                               minlength=num_classes * num_classes).view(num_classes, num_classes)
+    per_class = {}
+    for index, name in enumerate(class_names):
+        count = int(confusion[index].sum())
+        per_class[name] = {"images": count, "accuracy": float(confusion[index, index]) / count if count else None}
+    return {"images": len(predictions.labels), "correct": predictions.correct, "accuracy": predictions.accuracy,
+            "loss": predictions.loss, "per_class": per_class, "confusion": confusion.tolist()}
+
+
+def write_reports(out: Path, images: torch.Tensor, predictions: Predictions, class_names: list[str],
+                  results: dict[str, Any]) -> None:
+    """``eval.json``, ``confusion.png``, ``predictions.png`` (first 64) and ``mistakes.png`` (most confident)."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "eval.json", results)
+    plot_confusion(torch.tensor(results["confusion"]), class_names, out / "confusion.png")
+    predicted, labels = predictions.predicted, predictions.labels
+    first = torch.arange(min(GRID_IMAGES, len(labels)))
+    _grid(out / "predictions.png", images, first, predicted, labels, class_names,
+          f"prediction (truth): {100 * results['accuracy']:.2f}% of {results['images']} correct")
+    wrong = torch.nonzero(predicted != labels).flatten()
+    confidence = predictions.probabilities.max(1).values[wrong]
+    worst = wrong[confidence.argsort(descending=True)[:GRID_IMAGES]]
+    _grid(out / "mistakes.png", images, worst, predicted, labels, class_names,
+          "most confident mistakes: prediction (truth)")
+
+
+def _grid(path: Path, images: torch.Tensor, index: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor,
+          class_names: list[str], heading: str) -> None:
+    titles = [f"{class_names[predicted[i]]} ({class_names[labels[i]]})" for i in index.tolist()]
+    plot_image_grid(images[index], titles, (predicted[index] == labels[index]).tolist(), path, heading=heading)
+
+
+def format_per_class(results: dict[str, Any]) -> str:
+    """A table of per-class accuracy, then the overall line."""
+    lines = [f"{'class':<16} {'images':>6} {'accuracy':>9}"]
+    for name, row in results["per_class"].items():
+        accuracy = "-" if row["accuracy"] is None else f"{100 * row['accuracy']:.2f}%"
+        lines.append(f"{name:<16} {row['images']:>6} {accuracy:>9}")
+    lines.append(f"{'overall':<16} {results['images']:>6} {100 * results['accuracy']:>8.2f}%   "
+                 f"loss {results['loss']:.4f}{'  (flip TTA)' if results['tta'] else ''}")
+    return "\n".join(lines)

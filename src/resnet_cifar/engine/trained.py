@@ -1,0 +1,66 @@
+"""A trained model together with what using it needs: class names, input size and normalisation."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ResnetCifarError
+from ..models import ResNet, create_model
+from .checkpoint import read_model_files
+
+
+@dataclass
+class TrainedModel:
+    """A model in eval mode and the preprocessing it was trained with (from ``model.json``)."""
+
+    model: ResNet
+    info: dict[str, Any]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.info["class_names"])
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        return tuple(self.info["input_size"])  # type: ignore[return-value]
+
+    @property
+    def mean(self) -> list[float]:
+        return list(self.info["mean"])
+
+    @property
+    def std(self) -> list[float]:
+        return list(self.info["std"])
+
+
+def model_info(name: str, options: dict[str, Any], class_names: list[str], input_size: tuple[int, int, int],
+               mean: list[float], std: list[float], **extra: Any) -> dict[str, Any]:
+    """The description saved beside the weights, enough to rebuild the model and preprocess its inputs."""
+    return {"model": name, "model_options": options, "num_classes": len(class_names), "class_names": class_names,
+            "input_size": list(input_size), "mean": mean, "std": std, **extra}
+
+
+def load_trained_model(source: str | Path, device: torch.device | str = "cpu") -> TrainedModel:
+    """Rebuild the model saved in a run folder, a ``model.safetensors`` or a ``.pt`` checkpoint."""
+    weights, info = read_model_files(Path(source))
+    missing = [k for k in ("model", "num_classes", "class_names", "input_size", "mean", "std") if k not in info]
+    if missing:
+        raise ResnetCifarError(f"the model description of {source} lacks {', '.join(missing)}")
+    model = create_model(info["model"], num_classes=info["num_classes"], **info.get("model_options", {}))
+    _check_compatible(model.state_dict(), weights, str(source), info["model"])
+    model.load_state_dict(weights)
+    return TrainedModel(model.to(device).eval(), info)
+
+
+def _check_compatible(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], source: str,
+                      name: str) -> None:
+    problems = [f"missing {k}" for k in expected if k not in found]
+    problems += [f"unexpected {k}" for k in found if k not in expected]
+    problems += [f"{k} has shape {tuple(found[k].shape)}, {name} needs {tuple(v.shape)}"
+                 for k, v in expected.items() if k in found and found[k].shape != v.shape]
+    if problems:
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise ResnetCifarError(f"the weights in {source} do not fit {name}: {'; '.join(problems[:3])}{more}")

@@ -1,0 +1,74 @@
+"""Figures: training curves, image grids titled "prediction (truth)", the confusion matrix. PNG files via Agg."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from .engine.io import atomic_write  # noqa: E402
+
+RIGHT, WRONG = "tab:green", "tab:red"
+
+
+def _save(figure: plt.Figure, path: Path) -> None:
+    atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=110, bbox_inches="tight"))
+    plt.close(figure)
+
+
+def plot_curves(rows: Sequence[dict], path: Path) -> None:
+    """Loss, accuracy (train and each evaluated split) and learning rate against epoch."""
+    epochs = [row["epoch"] for row in rows]
+    splits = [s for s in ("train", "val", "test") if rows and rows[0].get(f"{s}_loss") not in (None, "")]
+    figure, (loss_ax, acc_ax, lr_ax) = plt.subplots(1, 3, figsize=(14, 4))
+    for split in splits:
+        loss_ax.plot(epochs, [row[f"{split}_loss"] for row in rows], marker=".", label=split)
+        acc_ax.plot(epochs, [100 * row[f"{split}_acc"] for row in rows], marker=".", label=split)
+    lr_ax.plot(epochs, [row["lr"] for row in rows], marker=".", color="tab:purple")
+    for axis, title in ((loss_ax, "loss"), (acc_ax, "accuracy (%)"), (lr_ax, "learning rate (end of epoch)")):
+        axis.set_title(title)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+    loss_ax.legend()
+    acc_ax.legend()
+    _save(figure, path)
+
+
+def plot_image_grid(images: torch.Tensor, titles: Sequence[str], correct: Sequence[bool], path: Path,
+                    columns: int = 8, heading: str = "") -> None:
+    """uint8 images (N, 3, H, W) in a grid, each titled in green (right) or red (wrong)."""
+    rows = max(1, -(-len(images) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 1.8), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, image, title, right in zip(axes.flat, images, titles, correct):
+        axis.imshow(image.permute(1, 2, 0).numpy())
+        axis.set_title(title, fontsize=7, color=RIGHT if right else WRONG)
+    if heading:
+        figure.suptitle(heading)
+    _save(figure, path)
+
+
+def plot_confusion(matrix: torch.Tensor, class_names: Sequence[str], path: Path) -> None:
+    """Confusion matrix (rows: truth, columns: prediction) with counts written in the cells when few classes."""
+    size = max(5.0, 0.45 * len(class_names))
+    figure, axis = plt.subplots(figsize=(size + 1, size))
+    shown = axis.imshow(matrix.numpy(), cmap="Blues")
+    figure.colorbar(shown, ax=axis, fraction=0.046)
+    ticks = range(len(class_names))
+    axis.set_xticks(ticks, class_names, rotation=90, fontsize=7)
+    axis.set_yticks(ticks, class_names, fontsize=7)
+    axis.set_xlabel("prediction")
+    axis.set_ylabel("truth")
+    if len(class_names) <= 20:
+        peak = float(matrix.max()) or 1.0
+        for i in ticks:
+            for j in ticks:
+                count = int(matrix[i, j])
+                axis.text(j, i, str(count), ha="center", va="center", fontsize=6,
+                          color="white" if count > peak / 2 else "black")
+    _save(figure, path)
