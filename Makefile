@@ -14,9 +14,18 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
+DEMO_RUN := demo-runs/resnet20
+EXAMPLES := src/resnet_cifar/data/assets/examples
+
+# The main job on the bundled CIFAR-10 sample, on the CPU: train, evaluate, classify the example images.
+# The demo folder is the Makefile's own scratch space, so it is replaced on every run.
 demo: $(VENV)/.installed
-	$(VENV)/bin/resnet-cifar models
-	$(VENV)/bin/resnet-cifar summary resnet18
+	rm -rf $(DEMO_RUN)
+	$(VENV)/bin/resnet-cifar train --model resnet20 --dataset cifar10-sample --epochs 30 --batch-size 64 \
+		--lr 0.1 --device cpu --out $(DEMO_RUN)
+	$(VENV)/bin/resnet-cifar eval $(DEMO_RUN)
+	$(VENV)/bin/resnet-cifar predict $(DEMO_RUN) $(EXAMPLES) --top-k 3
+	@echo "Figures: $(DEMO_RUN)/curves.png predictions.png mistakes.png confusion.png"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest

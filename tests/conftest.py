@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,7 +26,56 @@ def _run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpr
                           capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def run_cli():
     """``run_cli(*args, cwd=None)``: run ``python -m resnet_cifar ARGS`` in a subprocess, return the process."""
     return _run_cli
+
+
+def write_fake_cifar(root: Path, name: str = "cifar10", train_images: int = 50, test_images: int = 20) -> Path:
+    """A small folder in the official CIFAR python layout (random pixels, balanced labels); returns root."""
+    rng = np.random.default_rng(0)
+    classes = 10 if name == "cifar10" else 100
+
+    def batch(count: int, label_key: str) -> dict:
+        return {"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8),
+                label_key: [i % classes for i in range(count)], "batch_label": "fake"}
+
+    def dump(obj: dict, path: Path) -> None:
+        with open(path, "wb") as f:
+            pickle.dump(obj, f, protocol=2)
+
+    if name == "cifar10":
+        folder = root / "cifar-10-batches-py"
+        folder.mkdir(parents=True)
+        for i in range(5):
+            dump(batch(train_images // 5, "labels"), folder / f"data_batch_{i + 1}")
+        dump(batch(test_images, "labels"), folder / "test_batch")
+        dump({"label_names": [f"class{i}" for i in range(10)]}, folder / "batches.meta")
+    else:
+        folder = root / "cifar-100-python"
+        folder.mkdir(parents=True)
+        dump(batch(train_images, "fine_labels"), folder / "train")
+        dump(batch(test_images, "fine_labels"), folder / "test")
+        dump({"fine_label_names": [f"fine{i}" for i in range(100)]}, folder / "meta")
+    return root
+
+
+def save_image(path: Path, size: tuple[int, int] = (40, 30), mode: str = "RGB", seed: int = 0) -> Path:
+    """A random image of ``size`` (W, H) and PIL ``mode`` saved at ``path`` (format from the suffix)."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).convert(mode).save(path)
+    return path
+
+
+@pytest.fixture
+def fake_cifar():
+    """``fake_cifar(root, name="cifar10", train_images=50, test_images=20)``: write a small CIFAR folder."""
+    return write_fake_cifar
+
+
+@pytest.fixture(scope="session")
+def make_image():
+    """``make_image(path, size=(W, H), mode="RGB", seed=0)``: save a random image, return its path."""
+    return save_image

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ResnetCifarError
+from ..models import model_options
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("onecycle", "cosine", "multistep", "plateau", "constant")
@@ -54,6 +55,9 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ``ResnetCifarError`` naming the first setting that cannot work."""
+        unknown = sorted(set(self.model_options) - set(model_options(self.model)))  # also rejects unknown models
+        if unknown:
+            raise ResnetCifarError(f"{self.model} takes no option {', '.join(unknown)}")
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
         _positive_int("image_size", self.image_size)
@@ -75,6 +79,8 @@ class TrainConfig:
             raise ResnetCifarError("--schedule multistep needs --milestones, e.g. --milestones 15 25")
         if any(m <= 0 or m >= self.epochs for m in self.milestones) or self.milestones != sorted(self.milestones):
             raise ResnetCifarError(f"--milestones must increase and lie between 1 and {self.epochs - 1} (the epochs)")
+        if self.schedule in ("multistep", "plateau") and not 0 < self.gamma < 1:
+            raise ResnetCifarError(f"--gamma must lie in (0, 1) for --schedule {self.schedule}, got {self.gamma}")
         if self.val_split < 0 or self.crop_padding < 0 or self.cutout < 0 or self.patience < 0:
             raise ResnetCifarError("--val-split, --crop-padding, --cutout and --patience cannot be negative")
 

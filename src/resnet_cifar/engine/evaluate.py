@@ -67,13 +67,14 @@ def summarise(predictions: Predictions, class_names: list[str]) -> dict[str, Any
 
 def write_reports(out: Path, images: torch.Tensor, predictions: Predictions, class_names: list[str],
                   results: dict[str, Any]) -> None:
-    """``eval.json``, ``confusion.png``, ``predictions.png`` (first 64) and ``mistakes.png`` (most confident)."""
+    """``eval.json``, ``confusion.png``, ``predictions.png`` (64 images spread over the split) and ``mistakes.png``."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "eval.json", results)
     plot_confusion(torch.tensor(results["confusion"]), class_names, out / "confusion.png")
     predicted, labels = predictions.predicted, predictions.labels
-    first = torch.arange(min(GRID_IMAGES, len(labels)))
-    _grid(out / "predictions.png", images, first, predicted, labels, class_names,
+    # Evenly spaced, so a split stored class by class still shows every class.
+    spread = torch.linspace(0, len(labels) - 1, min(GRID_IMAGES, len(labels))).round().long()
+    _grid(out / "predictions.png", images, spread, predicted, labels, class_names,
           f"prediction (truth): {100 * results['accuracy']:.2f}% of {results['images']} correct")
     wrong = torch.nonzero(predicted != labels).flatten()
     confidence = predictions.probabilities.max(1).values[wrong]

@@ -24,8 +24,6 @@ class EpochStats:
 
     loss: float
     accuracy: float
-    images: int
-    seconds: float
 
 
 def train_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
@@ -62,7 +60,7 @@ def train_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
     mean_loss = loss_sum.item() / seen
     if progress is not None:
         progress(steps, mean_loss, correct.item() / seen, seen / (time.perf_counter() - start))
-    return EpochStats(mean_loss, correct.item() / seen, seen, time.perf_counter() - start)
+    return EpochStats(mean_loss, correct.item() / seen)
 
 
 @dataclass

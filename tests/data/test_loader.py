@@ -1,0 +1,109 @@
+"""The on-device batch loader: crops, flips, cutout, normalisation, seeding and resume alignment."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from resnet_cifar.data import ImageSet
+from resnet_cifar.data.loader import NO_AUGMENT, Augment, BatchLoader, cutout, random_crop, random_flip
+
+CPU = torch.device("cpu")
+
+
+def _images(n: int = 16, size: int = 8) -> torch.Tensor:
+    # Distinct, non-zero pixel values so any crop offset can be recognised (zero is the padding value).
+    return (torch.randperm(n * 3 * size * size) % 250 + 1).to(torch.uint8).view(n, 3, size, size)
+
+
+def _dataset(n: int = 40) -> ImageSet:
+    return ImageSet(_images(n), torch.arange(n) % 4, ["a", "b", "c", "d"])
+
+
+def _offsets_matching(image: torch.Tensor, crop: torch.Tensor, padding: int) -> list[tuple[int, int]]:
+    padded = F.pad(image, (padding,) * 4)
+    size = image.shape[-1]
+    return [(dy, dx) for dy in range(2 * padding + 1) for dx in range(2 * padding + 1)
+            if torch.equal(padded[:, dy:dy + size, dx:dx + size], crop)]
+
+
+def test_every_crop_is_a_window_of_the_padded_image() -> None:
+    images = _images(32)
+    crops = random_crop(images, 4, torch.Generator().manual_seed(1))
+    offsets = [_offsets_matching(image, crop, 4) for image, crop in zip(images, crops)]
+    assert all(len(o) == 1 for o in offsets)
+    assert len({o[0] for o in offsets}) > 8  # each image gets its own offset
+
+
+def test_flips_are_per_image() -> None:
+    images = _images(64)
+    flipped = random_flip(images, torch.Generator().manual_seed(2))
+    mirrored = [torch.equal(f, i.flip(2)) for i, f in zip(images, flipped)]
+    unchanged = [torch.equal(f, i) for i, f in zip(images, flipped)]
+    assert all(m != u for m, u in zip(mirrored, unchanged))
+    assert 16 < sum(mirrored) < 48
+
+
+def test_cutout_blacks_out_a_square_of_the_given_side_inside_the_image() -> None:
+    images = torch.full((200, 3, 16, 16), 7, dtype=torch.uint8)
+    holes = (cutout(images, 6, torch.Generator().manual_seed(3)) == 0).all(1)
+    sizes = holes.sum((1, 2))
+    assert sizes.max() == 36 and sizes.min() >= 9  # clipped at the border: at least a 3x3 corner remains
+    for hole in holes[:20]:
+        rows, cols = hole.any(1).nonzero().flatten(), hole.any(0).nonzero().flatten()
+        assert hole.sum() == len(rows) * len(cols)  # a rectangle, not scattered pixels
+
+
+def test_same_seed_same_batches_and_other_seed_or_epoch_differ() -> None:
+    data = _dataset()
+
+    def batches(seed: int, epoch: int) -> list[torch.Tensor]:
+        loader = BatchLoader(data, 8, device=CPU, mean=[0.5] * 3, std=[0.2] * 3, shuffle=True,
+                             augment=Augment(cutout=3), seed=seed)
+        return [x for x, _ in loader.epoch(epoch)]
+
+    first, again = batches(0, 1), batches(0, 1)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.equal(torch.cat(first), torch.cat(batches(1, 1)))
+    assert not torch.equal(torch.cat(first), torch.cat(batches(0, 2)))
+
+
+def test_shuffle_visits_every_image_once_per_epoch() -> None:
+    data = _dataset(40)
+    loader = BatchLoader(data, 8, device=CPU, mean=[0.0] * 3, std=[1.0] * 3, shuffle=True)
+    seen = torch.cat([x for x, _ in loader.epoch(0)]) * 255
+    assert sorted(seen.round().to(torch.uint8).view(40, -1).sum(1).tolist()) == \
+        sorted(data.images.view(40, -1).sum(1).tolist())
+
+
+def test_resume_mid_epoch_yields_the_remaining_batches_exactly() -> None:
+    loader = BatchLoader(_dataset(), 8, device=CPU, mean=[0.5] * 3, std=[0.2] * 3, shuffle=True,
+                         augment=Augment(cutout=3), seed=5)
+    full = list(loader.epoch(3))
+    tail = list(loader.epoch(3, start_batch=2))
+    assert len(tail) == len(full) - 2
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(full[2:], tail))
+
+
+def test_normalisation_uses_the_given_mean_and_std() -> None:
+    data = _dataset(8)
+    loader = BatchLoader(data, 8, device=CPU, mean=[0.1, 0.2, 0.3], std=[0.5, 0.25, 0.125])
+    x, labels = next(loader.epoch())
+    expected = (data.images.float() / 255 - torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)) / \
+        torch.tensor([0.5, 0.25, 0.125]).view(1, 3, 1, 1)
+    assert torch.allclose(x, expected, atol=1e-5) and torch.equal(labels, data.labels)
+
+
+def test_without_augmentation_and_shuffle_batches_are_the_images_in_order() -> None:
+    data = _dataset(20)
+    loader = BatchLoader(data, 8, device=CPU, mean=[0.0] * 3, std=[1.0 / 255] * 3, augment=NO_AUGMENT)
+    batches = list(loader.epoch())
+    assert [len(y) for _, y in batches] == [8, 8, 4]
+    assert torch.equal(torch.cat([x for x, _ in batches]).round().to(torch.uint8), data.images)
+
+
+def test_drop_last_and_channels_last() -> None:
+    loader = BatchLoader(_dataset(20), 8, device=CPU, mean=[0.0] * 3, std=[1.0] * 3, drop_last=True,
+                         channels_last=True)
+    batches = list(loader.epoch())
+    assert len(loader) == 2 and len(batches) == 2
+    assert batches[0][0].is_contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,113 @@
+"""The training loop end to end on the bundled sample, on the CPU."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from resnet_cifar import ResnetCifarError, create_model
+from resnet_cifar.data import load_dataset
+from resnet_cifar.data.loader import BatchLoader
+from resnet_cifar.engine.checkpoint import load_checkpoint
+from resnet_cifar.engine.config import TrainConfig
+from resnet_cifar.engine.evaluate import evaluate
+from resnet_cifar.engine.loop import predict_batches, train_epoch
+from resnet_cifar.engine.trainer import train
+
+CPU = torch.device("cpu")
+
+
+def _config(out, **settings) -> TrainConfig:
+    values = {"model": "resnet20", "dataset": "cifar10-sample", "epochs": 2, "batch_size": 100, "lr": 0.05,
+              "device": "cpu", "out": str(out), **settings}
+    return TrainConfig(**values)
+
+
+def _rows(folder) -> list[dict]:
+    with open(folder / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_tiny_overfit_reaches_full_train_accuracy() -> None:
+    data = load_dataset("cifar10-sample", "train")
+    data = data.subset(torch.arange(0, 1000, 1000 // 64)[:64])  # 64 images, about 6 per class
+    mean, std = data.channel_stats()
+    loader = BatchLoader(data, 64, device=CPU, mean=mean, std=std, shuffle=True)
+    model = create_model("resnet20")
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    for epoch in range(150):
+        stats = train_epoch(model, loader.epoch(epoch), optimizer, criterion=torch.nn.CrossEntropyLoss(),
+                            scaler=scaler, amp_dtype=None, after_step=lambda: None)
+        if stats.accuracy == 1.0 and predict_batches(model, loader.epoch()).accuracy == 1.0:
+            break
+    assert predict_batches(model, BatchLoader(data, 64, device=CPU, mean=mean, std=std).epoch()).accuracy == 1.0
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path) -> None:
+    settings = {"ema": True, "ema_decay": 0.9, "val_split": 100, "schedule": "onecycle"}
+    straight = train(_config(tmp_path / "straight", **settings), quiet=True)
+    halves = train(_config(tmp_path / "halves", **settings), quiet=True, stop_after=1)
+    assert len(_rows(halves)) == 1
+    train(resume=halves, quiet=True)
+
+    a, b = load_file(straight / "model.safetensors"), load_file(halves / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    state_a, state_b = load_checkpoint(straight / "last.pt"), load_checkpoint(halves / "last.pt")
+    assert all(torch.equal(state_a["model"][k], state_b["model"][k]) for k in state_a["model"])
+    assert state_a["scheduler"] == state_b["scheduler"] and state_b["scheduler"]["last_epoch"] == 18  # 900 images, 9 steps an epoch
+    assert state_a["ema"]["n_averaged"] == state_b["ema"]["n_averaged"] == 18
+    rows_a, rows_b = _rows(straight), _rows(halves)
+    assert [r["epoch"] for r in rows_b] == ["1", "2"]
+    for a, b in zip(rows_a, rows_b):
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "test_acc", "lr"):
+            assert a[key] == b[key]
+
+
+def test_eval_reproduces_the_last_epoch_to_the_image(tmp_path) -> None:
+    folder = train(_config(tmp_path / "run", epochs=3), quiet=True)
+    last = _rows(folder)[-1]
+    results = evaluate(folder)
+    assert results["correct"] == round(float(last["test_acc"]) * 500)
+    assert results["loss"] == pytest.approx(float(last["test_loss"]), rel=1e-5)
+    for name in ("eval.json", "confusion.png", "predictions.png", "mistakes.png"):
+        assert (folder / name).stat().st_size > 0
+
+
+def test_validation_split_chooses_best_and_without_it_only_last_is_kept(tmp_path) -> None:
+    with_val = train(_config(tmp_path / "val", epochs=2, val_split=100), quiet=True)
+    assert (with_val / "best.pt").exists()
+    best = load_checkpoint(with_val / "best.pt")
+    assert best["best_val_acc"] == max(float(r["val_acc"]) for r in _rows(with_val))
+    without = train(_config(tmp_path / "noval", epochs=1), quiet=True)
+    assert not (without / "best.pt").exists() and (without / "last.pt").exists()
+    assert _rows(without)[0]["val_acc"] == ""
+
+
+def test_normalisation_comes_from_the_training_data_and_is_saved(tmp_path) -> None:
+    folder = train(_config(tmp_path / "run", epochs=1), quiet=True)
+    info = json.loads((folder / "model.json").read_text())
+    mean, std = load_dataset("cifar10-sample", "train").channel_stats()
+    assert info["mean"] == mean and info["std"] == std
+    assert info["class_names"][0] == "airplane" and info["input_size"] == [3, 32, 32]
+
+
+def test_second_run_into_the_same_folder_is_refused(tmp_path) -> None:
+    train(_config(tmp_path / "run", epochs=1), quiet=True)
+    with pytest.raises(ResnetCifarError, match="already holds a run"):
+        train(_config(tmp_path / "run", epochs=1), quiet=True)
+
+
+def test_plateau_adam_and_no_augmentation_recipe_runs(tmp_path) -> None:
+    folder = train(_config(tmp_path / "adam", epochs=2, optimizer="adam", lr=1e-3, schedule="plateau",
+                           augment=False, label_smoothing=0.0, weight_decay=0.0, patience=0), quiet=True)
+    rows = _rows(folder)
+    assert len(rows) == 2 and float(rows[0]["lr"]) in (1e-3, 1e-4)
+
+
+def test_unknown_model_is_refused_before_any_work(tmp_path) -> None:
+    with pytest.raises(ResnetCifarError, match="unknown model"):
+        train(_config(tmp_path / "x", model="resnet19"), quiet=True)
