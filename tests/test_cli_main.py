@@ -114,9 +114,8 @@ def test_resume_of_a_finished_run_trains_nothing_more(trained, run_cli) -> None:
     assert len(_metrics(folder)) == EPOCHS
 
 
-def test_train_bad_options_are_one_line_errors(run_cli, tmp_path) -> None:
-    for args, message in ((["--epochs", "0"], "--epochs must be a positive integer"),
-                          (["--lr", "-1"], "--lr must be a positive number"),
-                          (["--model", "resnet19"], "unknown model 'resnet19'")):
-        result = run_cli("train", "--dataset", "cifar10-sample", "--out", str(tmp_path / "x"), *args)
-        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+def test_bad_option_is_one_line_in_a_real_process(run_cli, tmp_path) -> None:
+    # The full corpus of bad inputs runs in process (tests/test_bad_inputs.py); this proves the process level.
+    result = run_cli("train", "--dataset", "cifar10-sample", "--out", str(tmp_path / "x"), "--epochs", "0")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "resnet-cifar: error: --epochs must be a positive integer, got 0"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from .errors import ResnetCifarError
 
@@ -39,7 +39,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         folder = train(None, resume=args.resume, quiet=args.quiet, stop_after=args.stop_after)
     else:
-        folder = train(_config_from_args(args, TrainConfig), quiet=args.quiet, stop_after=args.stop_after)
+        folder = train(_config_from_args(args, TrainConfig), quiet=args.quiet, stop_after=args.stop_after,
+                       overwrite=args.overwrite)
     if not args.quiet:
         print(f"run folder: {folder}  (evaluate: resnet-cifar eval {folder})")
     return 0
@@ -57,7 +58,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .engine.evaluate import evaluate, format_per_class
 
     results = evaluate(args.source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, tta=args.tta,
-                       out_dir=args.out, device=args.device)
+                       out_dir=args.out, device=args.device, download=args.download)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -68,7 +69,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .engine.predict import format_predictions, predict
 
-    results = predict(args.source, args.inputs, top_k=args.top_k, device=args.device)
+    results = predict(args.source, args.inputs, top_k=args.top_k, device=args.device, timeout=args.timeout)
     print(json.dumps(results, indent=2) if args.json else format_predictions(results))
     return 0
 
@@ -88,8 +89,13 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     add("--model", default=d.model, help=f"model name from 'resnet-cifar models' (default {d.model})")
     add("--dataset", default=d.dataset, choices=DATASETS, help=f"dataset (default {d.dataset})")
     add("--data-dir", default=d.data_dir, help="folder holding the dataset (default ./data)")
+    add("--download", action=argparse.BooleanOptionalAction, default=d.download,
+        help="fetch the official CIFAR archive when the folder is missing (default on)")
     add("--out", default=d.out, help="run folder (default runs/MODEL-DATASET-TIME)")
     add("--resume", metavar="RUN", help="continue the run in this folder from last.pt (its settings are reused)")
+    add("--overwrite", action="store_true", help="replace a run already in --out (default: refuse)")
+    add("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
+        help="also save last.pt every N training steps, so a crash loses at most N steps (default 0: per epoch)")
     add("--epochs", type=int, default=d.epochs, help=f"epochs (default {d.epochs})")
     add("--stop-after", type=int, metavar="N", help="end this call after N epochs, resumable with the same schedule")
     add("--batch-size", type=int, default=d.batch_size, help=f"training batch size (default {d.batch_size})")
@@ -119,6 +125,9 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     add("--ema", action="store_true", help="evaluate and export an exponential moving average of the weights")
     add("--ema-decay", type=float, default=d.ema_decay, help=f"(default {d.ema_decay})")
     add("--seed", type=int, default=d.seed, help=f"seed of initialisation, data order and augmentation (default {d.seed})")
+    add("--deterministic", action="store_true", help="deterministic kernels only: bit-reproducible CPU runs; on CUDA "
+        "turns off cuDNN autotuning (slower)")
+    add("--skip-nonfinite", action="store_true", help="skip batches whose loss is NaN/inf instead of stopping")
     add("--device", default=d.device, choices=DEVICES, help="device (default auto: cuda, then mps, then cpu)")
     add("--image-size", type=int, default=d.image_size, help="side images are resized to, --dataset folder only")
     add("--stem", choices=["cifar", "imagenet"], help="model stem (default: the model's)")
@@ -135,6 +144,8 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("source", help="run folder, model.safetensors or .pt checkpoint")
     evaluate.add_argument("--dataset", choices=DATASETS, help="dataset (default: the one it was trained on)")
     evaluate.add_argument("--data-dir", help="dataset folder (default: the one it was trained with)")
+    evaluate.add_argument("--download", action=argparse.BooleanOptionalAction, default=True,
+                          help="fetch the official CIFAR archive when the folder is missing (default on)")
     evaluate.add_argument("--split", default="test", choices=["train", "test"], help="split (default test)")
     evaluate.add_argument("--tta", action="store_true", help="average with horizontally flipped images")
     evaluate.add_argument("--out", help="folder for eval.json and the figures (default: beside the weights)")
@@ -149,13 +160,21 @@ def _add_predict_parser(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("inputs", nargs="+", metavar="PATH_OR_URL", help="image files, folders, http(s) URLs")
     predict.add_argument("--top-k", type=int, default=5, help="classes shown per image (default 5)")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="(default auto)")
+    predict.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a URL (default 10)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predict.set_defaults(handler=_cmd_predict)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, like every other error of the command line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"resnet-cifar: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
-    parser = argparse.ArgumentParser(prog="resnet-cifar", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="resnet-cifar", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     models = commands.add_parser("models", help="list every model with its parameter count")
@@ -184,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except ResnetCifarError as error:
         print(f"resnet-cifar: error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     except KeyboardInterrupt:
         print("resnet-cifar: interrupted", file=sys.stderr)
         return 130

@@ -14,7 +14,7 @@ from resnet_cifar.data.loader import BatchLoader
 from resnet_cifar.engine.checkpoint import load_checkpoint
 from resnet_cifar.engine.config import TrainConfig
 from resnet_cifar.engine.evaluate import evaluate
-from resnet_cifar.engine.loop import predict_batches, train_epoch
+from resnet_cifar.engine.loop import EpochTally, predict_batches, train_epoch
 from resnet_cifar.engine.trainer import train
 
 CPU = torch.device("cpu")
@@ -41,14 +41,14 @@ def test_tiny_overfit_reaches_full_train_accuracy() -> None:
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     for epoch in range(150):
         stats = train_epoch(model, loader.epoch(epoch), optimizer, criterion=torch.nn.CrossEntropyLoss(),
-                            scaler=scaler, amp_dtype=None, after_step=lambda: None)
+                            scaler=scaler, amp_dtype=None, tally=EpochTally(), after_step=lambda: None)
         if stats.accuracy == 1.0 and predict_batches(model, loader.epoch()).accuracy == 1.0:
             break
     assert predict_batches(model, BatchLoader(data, 64, device=CPU, mean=mean, std=std).epoch()).accuracy == 1.0
 
 
 def test_resume_continues_exactly_where_it_stopped(tmp_path) -> None:
-    settings = {"ema": True, "ema_decay": 0.9, "val_split": 100, "schedule": "onecycle"}
+    settings = {"ema": True, "ema_decay": 0.9, "val_split": 500, "schedule": "onecycle"}
     straight = train(_config(tmp_path / "straight", **settings), quiet=True)
     halves = train(_config(tmp_path / "halves", **settings), quiet=True, stop_after=1)
     assert len(_rows(halves)) == 1
@@ -58,8 +58,8 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path) -> None:
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     state_a, state_b = load_checkpoint(straight / "last.pt"), load_checkpoint(halves / "last.pt")
     assert all(torch.equal(state_a["model"][k], state_b["model"][k]) for k in state_a["model"])
-    assert state_a["scheduler"] == state_b["scheduler"] and state_b["scheduler"]["last_epoch"] == 18  # 900 images, 9 steps an epoch
-    assert state_a["ema"]["n_averaged"] == state_b["ema"]["n_averaged"] == 18
+    assert state_a["scheduler"] == state_b["scheduler"] and state_b["scheduler"]["last_epoch"] == 10  # 5 steps an epoch
+    assert state_a["ema"]["n_averaged"] == state_b["ema"]["n_averaged"] == 10
     rows_a, rows_b = _rows(straight), _rows(halves)
     assert [r["epoch"] for r in rows_b] == ["1", "2"]
     for a, b in zip(rows_a, rows_b):
@@ -68,7 +68,7 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path) -> None:
 
 
 def test_eval_reproduces_the_last_epoch_to_the_image(tmp_path) -> None:
-    folder = train(_config(tmp_path / "run", epochs=3), quiet=True)
+    folder = train(_config(tmp_path / "run", epochs=2), quiet=True)
     last = _rows(folder)[-1]
     results = evaluate(folder)
     assert results["correct"] == round(float(last["test_acc"]) * 500)
@@ -78,7 +78,7 @@ def test_eval_reproduces_the_last_epoch_to_the_image(tmp_path) -> None:
 
 
 def test_validation_split_chooses_best_and_without_it_only_last_is_kept(tmp_path) -> None:
-    with_val = train(_config(tmp_path / "val", epochs=2, val_split=100), quiet=True)
+    with_val = train(_config(tmp_path / "val", epochs=1, val_split=100), quiet=True)
     assert (with_val / "best.pt").exists()
     best = load_checkpoint(with_val / "best.pt")
     assert best["best_val_acc"] == max(float(r["val_acc"]) for r in _rows(with_val))
@@ -102,7 +102,7 @@ def test_second_run_into_the_same_folder_is_refused(tmp_path) -> None:
 
 
 def test_plateau_adam_and_no_augmentation_recipe_runs(tmp_path) -> None:
-    folder = train(_config(tmp_path / "adam", epochs=2, optimizer="adam", lr=1e-3, schedule="plateau",
+    folder = train(_config(tmp_path / "adam", epochs=2, val_split=500, optimizer="adam", lr=1e-3, schedule="plateau",
                            augment=False, label_smoothing=0.0, weight_decay=0.0, patience=0), quiet=True)
     rows = _rows(folder)
     assert len(rows) == 2 and float(rows[0]["lr"]) in (1e-3, 1e-4)

@@ -103,8 +103,9 @@ def cifar_folder(name: str, root: Path, download: bool = True) -> Path:
         download_archive(spec.url, spec.archive_md5, root)
         missing = [f for f in expected if not (folder / f).is_file()]
     if missing:
-        raise ResnetCifarError(f"{folder} lacks {', '.join(missing)}: put the official '{spec.folder}' folder "
-                               f"under --data-dir (from {spec.url}) or pick --dataset cifar10-sample")
+        what = f"{folder} lacks {', '.join(missing)}" if folder.is_dir() else f"there is no {folder}"
+        raise ResnetCifarError(f"{what}: put the official '{spec.folder}' folder (from {spec.url}) under "
+                               f"--data-dir, or pick --dataset cifar10-sample")
     return folder
 
 

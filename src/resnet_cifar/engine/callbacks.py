@@ -12,7 +12,7 @@ from ..plots import plot_curves
 from .io import atomic_write_bytes
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
-                  "epoch_seconds", "elapsed_seconds")
+                  "skipped_batches", "epoch_seconds", "elapsed_seconds")
 
 
 class Callback(Protocol):
@@ -30,10 +30,10 @@ class ConsoleLog:
         self.epochs, self.quiet = epochs, quiet
         self.bar: tqdm | None = None
 
-    def start_epoch(self, epoch: int, batches: int) -> None:
+    def start_epoch(self, epoch: int, batches: int, done: int = 0) -> None:
         if not self.quiet:
-            self.bar = tqdm(total=batches, desc=f"epoch {epoch}/{self.epochs}", unit="batch", leave=False,
-                            dynamic_ncols=True)
+            self.bar = tqdm(total=batches, initial=done, desc=f"epoch {epoch}/{self.epochs}", unit="batch",
+                            leave=False, dynamic_ncols=True)
 
     def progress(self, done: int, loss: float, accuracy: float, images_per_s: float, lr: float) -> None:
         if self.bar is not None:
@@ -60,6 +60,8 @@ def format_epoch_line(row: dict, epochs: int) -> str:
         if row.get(f"{split}_loss") not in (None, ""):
             parts.append(f"{split} loss {row[f'{split}_loss']:.4f} acc {100 * row[f'{split}_acc']:.2f}%")
     parts.append(f"lr {row['lr']:.4g}")
+    if row.get("skipped_batches"):
+        parts.append(f"skipped {row['skipped_batches']} non-finite batches")
     parts.append(f"{row['epoch_seconds']:.1f}s")
     return "  ".join(parts)
 

@@ -22,6 +22,7 @@ class TrainConfig:
     model: str = "resnet18"
     dataset: str = "cifar10"
     data_dir: str = "data"
+    download: bool = True
     out: str = ""
     epochs: int = 30
     batch_size: int = 512
@@ -46,6 +47,9 @@ class TrainConfig:
     ema: bool = False
     ema_decay: float = 0.999
     seed: int = 0
+    deterministic: bool = False
+    checkpoint_every: int = 0
+    skip_nonfinite: bool = False
     device: str = "auto"
     image_size: int = 32
     model_options: dict[str, Any] = field(default_factory=dict)
@@ -81,8 +85,10 @@ class TrainConfig:
             raise ResnetCifarError(f"--milestones must increase and lie between 1 and {self.epochs - 1} (the epochs)")
         if self.schedule in ("multistep", "plateau") and not 0 < self.gamma < 1:
             raise ResnetCifarError(f"--gamma must lie in (0, 1) for --schedule {self.schedule}, got {self.gamma}")
-        if self.val_split < 0 or self.crop_padding < 0 or self.cutout < 0 or self.patience < 0:
-            raise ResnetCifarError("--val-split, --crop-padding, --cutout and --patience cannot be negative")
+        for name in ("val_split", "crop_padding", "cutout", "patience", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ResnetCifarError(f"--{name.replace('_', '-')} must be an integer >= 0, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy of every setting."""

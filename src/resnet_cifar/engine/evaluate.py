@@ -21,7 +21,7 @@ GRID_IMAGES = 64
 
 def evaluate(source: str | Path, *, dataset: str | None = None, data_dir: str | Path | None = None,
              split: str = "test", tta: bool = False, out_dir: str | Path | None = None,
-             device: str = "auto") -> dict[str, Any]:
+             device: str = "auto", download: bool = True) -> dict[str, Any]:
     """Evaluate saved weights on a dataset split; writes ``eval.json`` and the figures, returns the results.
 
     ``dataset``/``data_dir`` default to those the model was trained on; ``out_dir`` to the run folder.
@@ -30,7 +30,8 @@ def evaluate(source: str | Path, *, dataset: str | None = None, data_dir: str | 
     config = trained.info.get("config", {})
     dataset = dataset or trained.info.get("dataset", "cifar10")
     data_dir = data_dir if data_dir is not None else config.get("data_dir", "data")
-    data = load_dataset(dataset, split, data_dir, image_size=trained.input_size[1:], class_names=trained.class_names)
+    data = load_dataset(dataset, split, data_dir, image_size=trained.input_size[1:], class_names=trained.class_names,
+                        download=download)
     if data.class_names != trained.class_names:
         raise ResnetCifarError(f"{dataset} has classes {data.class_names[:5]}..., the model knows "
                                f"{trained.class_names[:5]}...: evaluate on the dataset it was trained for")

@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
+from . import faults
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -28,6 +30,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+            faults.during_write(path, f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, _FILE_MODE)
@@ -37,6 +40,12 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
             os.unlink(tmp)
         raise
     _fsync_folder(path.parent)
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Delete temporary files that a killed ``atomic_write`` left in ``folder``."""
+    for leftover in folder.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

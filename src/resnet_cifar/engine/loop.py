@@ -18,49 +18,99 @@ Progress = Callable[[int, float, float, float], None]
 REFRESH_S = 0.5
 
 
-@dataclass
-class EpochStats:
-    """Mean loss and accuracy over the images seen in one epoch."""
+class NonFiniteLoss(Exception):
+    """A batch's loss was NaN or infinite; ``batch`` is its 1-based position in the epoch."""
 
-    loss: float
-    accuracy: float
+    def __init__(self, batch: int) -> None:
+        super().__init__(f"non-finite loss at batch {batch}")
+        self.batch = batch
+
+
+@dataclass
+class EpochTally:
+    """Running sums of the epoch in progress, kept on the device so that adding to them never waits for it."""
+
+    batches: int = 0  # batches consumed, skipped ones included: where a resumed epoch continues
+    seen: int = 0
+    skipped: int = 0
+    loss_sum: torch.Tensor | None = None
+    correct: torch.Tensor | None = None
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        batch_loss = loss.detach().float() * labels.numel()
+        batch_correct = (logits.detach().argmax(1) == labels).sum()
+        self.loss_sum = batch_loss if self.loss_sum is None else self.loss_sum + batch_loss
+        self.correct = batch_correct if self.correct is None else self.correct + batch_correct
+        self.seen += labels.numel()
+
+    @property
+    def loss(self) -> float:
+        """Mean training loss so far (reads the device)."""
+        return self.loss_sum.item() / self.seen if self.seen else float("nan")
+
+    @property
+    def accuracy(self) -> float:
+        """Training accuracy so far (reads the device)."""
+        return self.correct.item() / self.seen if self.seen else float("nan")
+
+    def state_dict(self) -> dict:
+        return {"batches": self.batches, "seen": self.seen, "skipped": self.skipped, "loss_sum": self.loss_sum,
+                "correct": self.correct}
+
+    @classmethod
+    def from_state(cls, state: dict, device: torch.device) -> EpochTally:
+        tensors = {k: (state[k].to(device) if state[k] is not None else None) for k in ("loss_sum", "correct")}
+        return cls(state["batches"], state["seen"], state["skipped"], **tensors)
 
 
 def train_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
                 optimizer: torch.optim.Optimizer, *, criterion: nn.Module, scaler: torch.amp.GradScaler,
-                amp_dtype: torch.dtype | None, after_step: Callable[[], None],
-                progress: Progress | None = None) -> EpochStats:
-    """Train over ``batches`` once; ``after_step`` runs after every optimizer step (schedule, EMA)."""
+                amp_dtype: torch.dtype | None, tally: EpochTally, after_step: Callable[[], None],
+                skip_nonfinite: bool = False, progress: Progress | None = None) -> EpochTally:
+    """Train over ``batches`` (the rest of an epoch), adding to ``tally``; returns it.
+
+    ``after_step`` runs after every optimizer step (schedule, EMA, periodic checkpoints) and may raise to stop.
+    A non-finite loss raises ``NonFiniteLoss``, or with ``skip_nonfinite`` skips that batch.
+    """
     model.train()
     start = last_refresh = time.perf_counter()
-    loss_sum = correct = None
-    seen = steps = 0
+    seen_before = tally.seen
+    # A non-finite batch poisons the BatchNorm running statistics during its forward pass: to skip it
+    # cleanly, keep a copy of the buffers from before each step (a few thousand numbers for a ResNet).
+    buffers = list(model.buffers()) if skip_nonfinite else []
+    saved = [b.clone() for b in buffers]
     for images, labels in batches:
+        for copy, buffer in zip(saved, buffers):
+            copy.copy_(buffer)
         with autocast(images.device, amp_dtype):
             logits = model(images)
             loss = criterion(logits, labels)
+        tally.batches += 1
+        # One host sync per step: the price of never stepping on a NaN loss.
+        if not bool(torch.isfinite(loss)):
+            if not skip_nonfinite:
+                raise NonFiniteLoss(tally.batches)
+            tally.skipped += 1
+            for copy, buffer in zip(saved, buffers):
+                buffer.copy_(copy)
+            continue
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+        tally.add(loss, logits, labels)
         after_step()
-        # Running sums stay on the device: no host synchronisation per step.
-        batch_loss = loss.detach().float() * labels.numel()
-        batch_correct = (logits.detach().argmax(1) == labels).sum()
-        loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
-        correct = batch_correct if correct is None else correct + batch_correct
-        seen += labels.numel()
-        steps += 1
         now = time.perf_counter()
         if progress is not None and now - last_refresh >= REFRESH_S:
             last_refresh = now
-            progress(steps, loss_sum.item() / seen, correct.item() / seen, seen / (now - start))
-    if not seen:
-        raise ResnetCifarError("an epoch had no batches: the training set is smaller than one batch")
-    mean_loss = loss_sum.item() / seen
+            progress(tally.batches, tally.loss, tally.accuracy, (tally.seen - seen_before) / (now - start))
+    if not tally.seen:
+        raise ResnetCifarError("an epoch trained on no batch: the training set is smaller than one batch, "
+                               "or every loss was non-finite")
     if progress is not None:
-        progress(steps, mean_loss, correct.item() / seen, seen / (time.perf_counter() - start))
-    return EpochStats(mean_loss, correct.item() / seen)
+        progress(tally.batches, tally.loss, tally.accuracy,
+                 (tally.seen - seen_before) / max(time.perf_counter() - start, 1e-9))
+    return tally
 
 
 @dataclass

@@ -19,6 +19,12 @@ from .trained import TrainedModel, load_trained_model
 
 URL_TIMEOUT_S = 10
 URL_MAX_BYTES = 20 * 1024 * 1024
+# An opener that speaks http(s) only, so that a redirect cannot lead to file:// or ftp://.
+_HTTP_ONLY = urllib.request.OpenerDirector()
+for _handler in (urllib.request.ProxyHandler(), urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(),
+                 urllib.request.HTTPRedirectHandler(), urllib.request.HTTPDefaultErrorHandler(),
+                 urllib.request.HTTPErrorProcessor()):
+    _HTTP_ONLY.add_handler(_handler)
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[str]:
@@ -41,7 +47,7 @@ def fetch_url(url: str, timeout: float = URL_TIMEOUT_S, max_bytes: int = URL_MAX
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise ResnetCifarError(f"{url}: only http:// and https:// URLs can be fetched")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with _HTTP_ONLY.open(url, timeout=timeout) as response:
             body = response.read(max_bytes + 1)
     except (urllib.error.URLError, OSError, ValueError) as error:
         raise ResnetCifarError(f"cannot fetch {url} ({getattr(error, 'reason', error)})") from None
@@ -54,10 +60,10 @@ def _is_url(item: str) -> bool:
     return "://" in item
 
 
-def load_input(item: str, size: tuple[int, int]) -> torch.Tensor:
+def load_input(item: str, size: tuple[int, int], timeout: float = URL_TIMEOUT_S) -> torch.Tensor:
     """One input (file path or URL) decoded to a uint8 (3, H, W) tensor of the model's input size."""
     if _is_url(item):
-        return decode_image(fetch_url(item), size, name=item)
+        return decode_image(fetch_url(item, timeout), size, name=item)
     path = Path(item)
     if not path.is_file():
         raise ResnetCifarError(f"{item} is neither an image file, a folder nor an http(s) URL")
@@ -65,7 +71,7 @@ def load_input(item: str, size: tuple[int, int]) -> torch.Tensor:
 
 
 def predict(source: str | Path | TrainedModel, inputs: Sequence[str], *, top_k: int = 5,
-            device: str = "auto") -> list[dict[str, Any]]:
+            device: str = "auto", timeout: float = URL_TIMEOUT_S) -> list[dict[str, Any]]:
     """For each input: ``{"input": ..., "predictions": [{"class": name, "probability": p}, ...]}``."""
     trained = source if isinstance(source, TrainedModel) else load_trained_model(source, resolve_device(device))
     if top_k < 1:
@@ -73,7 +79,7 @@ def predict(source: str | Path | TrainedModel, inputs: Sequence[str], *, top_k: 
     items = expand_inputs(inputs)
     if not items:
         raise ResnetCifarError("no input given: pass image files, folders or http(s) URLs")
-    images = torch.stack([load_input(item, trained.input_size[1:]) for item in items])
+    images = torch.stack([load_input(item, trained.input_size[1:], timeout) for item in items])
     unlabelled = ImageSet(images, torch.zeros(len(items), dtype=torch.int64), trained.class_names)
     probabilities = predict_batches(trained.model, model_batches(trained, unlabelled)).probabilities
     top = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)

@@ -1,16 +1,17 @@
 """``train(config)``: build everything a run needs, train epoch by epoch, keep the results in the run folder."""
 from __future__ import annotations
 
-import platform
-import sys
+import os
+import shutil
+import signal
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..data import ImageSet, load_dataset, split_validation
@@ -18,17 +19,24 @@ from ..data.loader import NO_AUGMENT, Augment, BatchLoader
 from ..errors import ResnetCifarError
 from ..log import notice
 from ..models import create_model
+from . import faults
 from .callbacks import Callback, ConsoleLog, CsvLog, CurvesPlot, TensorBoardLog, tensorboard_available
 from .checkpoint import clean_state_dict, export_model, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .device import resolve_amp, resolve_device
+from .interrupt import StopRequests, TrainingInterrupted
 from .io import atomic_write_json
-from .loop import predict_batches, train_epoch
+from .loop import EpochTally, NonFiniteLoss, predict_batches, train_epoch
 from .optim import build_optimizer, build_scheduler
+from .runfolder import RunLock, default_run_folder, environment, prepare_new_run
 from .trained import model_info
 
 # Evaluation batch size, fixed so that training-time and ``eval`` figures come from identical batches.
 EVAL_BATCH_SIZE = 500
+
+
+class _StopRequested(Exception):
+    """Raised inside the training loop when a signal asked training to stop."""
 
 
 @dataclass
@@ -43,38 +51,33 @@ class Splits:
 def load_splits(config: TrainConfig) -> Splits:
     """Train/val/test images of the configured dataset."""
     size = (config.image_size, config.image_size)
-    train = load_dataset(config.dataset, "train", config.data_dir, image_size=size)
-    test = load_dataset(config.dataset, "test", config.data_dir, image_size=size, class_names=train.class_names)
+    train = load_dataset(config.dataset, "train", config.data_dir, image_size=size, download=config.download)
+    test = load_dataset(config.dataset, "test", config.data_dir, image_size=size, class_names=train.class_names,
+                        download=config.download)
     val = None
     if config.val_split:
         train, val = split_validation(train, config.val_split, config.seed)
     return Splits(train, val, test)
 
 
-def new_run_folder(config: TrainConfig) -> Path:
-    """The run folder for a fresh run: ``--out`` or ``runs/MODEL-DATASET-TIME``; never one holding a run."""
-    folder = Path(config.out or f"runs/{config.model}-{config.dataset}-{datetime.now():%Y%m%d-%H%M%S}")
-    if (folder / "config.json").exists() or (folder / "last.pt").exists():
-        raise ResnetCifarError(f"{folder} already holds a run: continue it with --resume {folder} "
-                               f"or choose another --out")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def environment(device: torch.device) -> dict[str, str]:
-    """Versions and device recorded with every run."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or device.type
-    return {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-            "device": str(device), "device_name": name}
+def set_determinism(config: TrainConfig, device: torch.device) -> None:
+    """``--deterministic``: deterministic kernels only (cuDNN autotuning off); otherwise let cuDNN pick the fastest."""
+    if config.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
 
 
 class Run:
     """A training run: model, optimizer, schedule, EMA and data loaders, built from one ``TrainConfig``."""
 
-    def __init__(self, config: TrainConfig, folder: Path, quiet: bool = False) -> None:
-        self.config, self.folder = config, folder
+    def __init__(self, config: TrainConfig, folder: Path, stop: StopRequests, quiet: bool = False) -> None:
+        self.config, self.folder, self.stop = config, folder, stop
         self.device = resolve_device(config.device)
         self.amp_dtype = resolve_amp(config.amp, self.device)
+        set_determinism(config, self.device)
         self.data = load_splits(config)
         self.mean, self.std = self.data.train.channel_stats()
         torch.manual_seed(config.seed)
@@ -92,7 +95,8 @@ class Run:
         self.network: nn.Module = torch.compile(self.model) if config.compile else self.model
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.history: list[dict[str, Any]] = []
-        self.epoch = 0
+        self.epoch = 0  # finished epochs
+        self.tally: EpochTally | None = None  # the epoch in progress, when stopped part-way
         self.best_val_acc = -1.0
         self.console = ConsoleLog(config.epochs, quiet)
         self.callbacks: list[Callback] = [self.console, CsvLog(folder / "metrics.csv"), CurvesPlot(folder / "curves.png")]
@@ -114,6 +118,17 @@ class Run:
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
+    @property
+    def global_batch(self) -> int:
+        """Training batches consumed since the start of the run."""
+        return self.epoch * len(self.train_loader) + (self.tally.batches if self.tally else 0)
+
+    def position(self) -> str:
+        """Where the run stands, in words."""
+        if self.tally is not None and self.tally.batches:
+            return f"batch {self.tally.batches} of {len(self.train_loader)} in epoch {self.epoch + 1}"
+        return f"the end of epoch {self.epoch}"
+
     def info(self) -> dict[str, Any]:
         """``model.json``: what rebuilding and using the exported weights needs."""
         return model_info(self.config.model, self.config.model_options, self.data.train.class_names,
@@ -121,9 +136,10 @@ class Run:
                           epochs_trained=self.epoch, config=self.config.to_dict())
 
     def state(self) -> dict[str, Any]:
-        """Everything needed to continue exactly where the run stands."""
+        """Everything needed to continue exactly where the run stands, mid-epoch included."""
         return {
             "config": self.config.to_dict(), "epoch": self.epoch, "model": clean_state_dict(self.model.state_dict()),
+            "tally": self.tally.state_dict() if self.tally is not None else None,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": {"torch": torch.get_rng_state(),
@@ -143,35 +159,52 @@ class Run:
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.epoch, self.history, self.best_val_acc = state["epoch"], state["history"], state["best_val_acc"]
+        self.tally = EpochTally.from_state(state["tally"], self.device) if state["tally"] else None
 
     def after_step(self) -> None:
-        if not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        if not isinstance(self.scheduler, ReduceLROnPlateau):
             self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
+        every = self.config.checkpoint_every
+        if self.stop.signal is not None:
+            raise _StopRequested
+        if every and self.global_batch % every == 0 and self.tally.batches < len(self.train_loader):
+            save_checkpoint(self.folder / "last.pt", self.state())
+        faults.after_batch(self.global_batch)
 
     def evaluate(self, data: ImageSet) -> tuple[float, float]:
         """(loss, accuracy) of the evaluated weights on ``data``, in float32."""
         predictions = predict_batches(self.eval_model, self._loader(data, EVAL_BATCH_SIZE).epoch())
         return predictions.loss, predictions.accuracy
 
+    def _batches(self, start: int):
+        first = self.epoch * len(self.train_loader) + start
+        for index, (images, labels) in enumerate(self.train_loader.epoch(self.epoch + 1, start), first + 1):
+            yield faults.poison(images, index), labels
+
     def run_epoch(self) -> dict[str, Any]:
-        """Train one epoch, evaluate, and return its metrics row."""
+        """Train the next epoch (or the rest of a stopped one), evaluate, and return its metrics row."""
         start = time.perf_counter()
-        self.epoch += 1
-        self.console.start_epoch(self.epoch, len(self.train_loader))
-        stats = train_epoch(self.network, self.train_loader.epoch(self.epoch), self.optimizer,
+        if self.tally is None:
+            self.tally = EpochTally()
+        self.console.start_epoch(self.epoch + 1, len(self.train_loader), self.tally.batches)
+        tally = train_epoch(self.network, self._batches(self.tally.batches), self.optimizer,
                             criterion=self.criterion, scaler=self.scaler, amp_dtype=self.amp_dtype,
-                            after_step=self.after_step,
+                            tally=self.tally, after_step=self.after_step,
+                            skip_nonfinite=self.config.skip_nonfinite,
                             progress=lambda *p: self.console.progress(*p, lr=self.lr))
-        row: dict[str, Any] = {"epoch": self.epoch, "train_loss": stats.loss, "train_acc": stats.accuracy}
+        self.epoch += 1
+        self.tally = None
+        row: dict[str, Any] = {"epoch": self.epoch, "train_loss": tally.loss, "train_acc": tally.accuracy}
         if self.data.val is not None:
             row["val_loss"], row["val_acc"] = self.evaluate(self.data.val)
         row["test_loss"], row["test_acc"] = self.evaluate(self.data.test)
-        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        if isinstance(self.scheduler, ReduceLROnPlateau):
             # Never steer on the test set: the plateau watches the validation loss, or the training loss.
-            self.scheduler.step(row.get("val_loss", stats.loss))
-        row["lr"], row["epoch_seconds"] = self.lr, time.perf_counter() - start
+            self.scheduler.step(row.get("val_loss", tally.loss))
+        row["lr"], row["skipped_batches"] = self.lr, tally.skipped
+        row["epoch_seconds"] = time.perf_counter() - start
         row["elapsed_seconds"] = row["epoch_seconds"] + (self.history[-1]["elapsed_seconds"] if self.history else 0.0)
         self.history.append(row)
         return row
@@ -195,32 +228,77 @@ class Run:
 
 
 def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, quiet: bool = False,
-          stop_after: int | None = None) -> Path:
+          stop_after: int | None = None, overwrite: bool = False) -> Path:
     """Train per ``config`` (or continue the run folder ``resume`` with its saved config); returns the run folder.
 
-    ``stop_after`` ends this call after that many epochs, leaving the run resumable with the same schedule.
+    ``stop_after`` ends this call after that many epochs, leaving the run resumable with the same schedule;
+    ``overwrite`` replaces a run already in ``config.out``. Ctrl-C/SIGTERM save a checkpoint and raise
+    ``TrainingInterrupted``; a non-finite loss raises ``ResnetCifarError`` (see ``--skip-nonfinite``).
     """
+    if resume is None and config is None:
+        raise ResnetCifarError("give a TrainConfig, or a run folder to resume")
     if resume is not None:
         folder = Path(resume)
-        state = load_checkpoint(folder / "last.pt")
-        config = TrainConfig.from_dict(state["config"])
-    elif config is not None:
-        folder, state = new_run_folder(config), None
+        if not (folder / "last.pt").is_file():
+            raise ResnetCifarError(f"{folder} holds no last.pt to resume from")
     else:
-        raise ResnetCifarError("give a TrainConfig, or a run folder to resume")
-    run = Run(config, folder, quiet)
-    if state is not None:
-        run.restore(state)
-        notice(f"resuming {folder} after epoch {run.epoch} of {config.epochs}")
-    atomic_write_json(folder / "config.json", {**config.to_dict(), "environment": environment(run.device)})
-    try:
-        done_here = 0
-        while run.epoch < config.epochs and (stop_after is None or done_here < stop_after):
-            run.save(run.run_epoch())
-            done_here += 1
-    finally:
-        run.close()
-    if run.epoch < config.epochs and not quiet:
-        print(f"stopped after epoch {run.epoch} of {config.epochs}; continue with: "
+        folder = Path(config.out or default_run_folder(config.model, config.dataset))
+        resolve_amp(config.amp, resolve_device(config.device))  # refuse a missing device before touching disk
+    created = not folder.exists()
+    with RunLock(folder), StopRequests() as stop:
+        try:
+            run = _start_run(folder, config, resume is not None, overwrite, stop, quiet)
+        except BaseException:
+            if created:  # leave no empty folder behind when the set-up fails
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        try:
+            _train_epochs(run, stop_after)
+        finally:
+            run.close()
+    if run.epoch < run.config.epochs and not quiet:
+        print(f"stopped after epoch {run.epoch} of {run.config.epochs}; continue with: "
               f"resnet-cifar train --resume {folder}")
     return folder
+
+
+def _start_run(folder: Path, config: TrainConfig | None, resume: bool, overwrite: bool, stop: StopRequests,
+               quiet: bool) -> Run:
+    """Build the run (restored from ``last.pt`` when resuming) and record its settings in ``config.json``."""
+    state = None
+    if resume:
+        state = load_checkpoint(folder / "last.pt")
+        config = TrainConfig.from_dict(state["config"])
+    else:
+        prepare_new_run(folder, overwrite)
+    run = Run(config, folder, stop, quiet)
+    if state is not None:
+        run.restore(state)
+        notice(f"resuming {folder} from {run.position()} of {config.epochs} epochs")
+    atomic_write_json(folder / "config.json", {**config.to_dict(), "environment": environment(run.device)})
+    return run
+
+
+def _train_epochs(run: Run, stop_after: int | None) -> None:
+    done_here = 0
+    while run.epoch < run.config.epochs and (stop_after is None or done_here < stop_after):
+        try:
+            row = run.run_epoch()
+        except _StopRequested:
+            save_checkpoint(run.folder / "last.pt", run.state())
+            raise TrainingInterrupted(
+                f"stopped by {signal.Signals(run.stop.signal).name} at {run.position()}, checkpoint saved; "
+                f"continue with: resnet-cifar train --resume {run.folder}", run.stop.signal) from None
+        except NonFiniteLoss as error:
+            last = run.folder / "last.pt"
+            saved = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was saved yet"
+            raise ResnetCifarError(
+                f"the loss became NaN or infinite at batch {error.batch} of epoch {run.epoch + 1} "
+                f"(step {run.epoch * len(run.train_loader) + error.batch}); {saved}: lower --lr, or train with "
+                f"--skip-nonfinite") from None
+        run.save(row)
+        done_here += 1
+        if run.stop.signal is not None and run.epoch < run.config.epochs:
+            raise TrainingInterrupted(f"stopped by {signal.Signals(run.stop.signal).name} at the end of epoch "
+                                      f"{run.epoch}; continue with: resnet-cifar train --resume {run.folder}",
+                                      run.stop.signal)

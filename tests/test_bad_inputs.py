@@ -1,0 +1,323 @@
+"""A corpus of bad inputs, each fed to the command line (its in-process entry point) and to the Python API.
+
+Every case must end in one ``resnet-cifar: error:`` line and exit code 2 (the API: a ``ResnetCifarError``),
+never a traceback, and must leave the files already there untouched.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import pickle
+import struct
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from resnet_cifar import ResnetCifarError, TrainConfig, create_model, evaluate, load_dataset, predict, train
+from resnet_cifar.cli import main
+from resnet_cifar.data.cifar import CIFAR
+from resnet_cifar.engine.checkpoint import export_model, save_checkpoint
+from resnet_cifar.engine.trained import model_info
+
+SAMPLE_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def _cli(capsys, *args: str) -> tuple[int, str]:
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    err = capsys.readouterr().err
+    return code, "\n".join(line for line in err.splitlines() if not line.startswith("resnet-cifar: notice:"))
+
+
+def _assert_one_line_error(code: int, err: str, fragment: str) -> None:
+    assert code == 2, err
+    assert err.count("\n") == 0 and err.startswith("resnet-cifar: error:"), err
+    assert fragment in err and "Traceback" not in err
+
+
+def _snapshot(*folders: Path) -> dict[str, bytes]:
+    """Every file's bytes (the run folder's lock file aside: creating it overwrites nothing)."""
+    return {str(p): p.read_bytes() for folder in folders for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` pixels but holds none (decompression-bomb and zero-size cases)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """Untrained ResNet-20 weights exported for the sample's classes, plus an earlier eval.json."""
+    folder = tmp_path_factory.mktemp("model")
+    info = model_info("resnet20", {}, SAMPLE_CLASSES, (3, 32, 32), [0.49, 0.48, 0.45], [0.25, 0.24, 0.26])
+    export_model(folder, create_model("resnet20").state_dict(), info)
+    (folder / "eval.json").write_text('{"earlier": "results"}')
+    return folder
+
+
+# ---- checkpoints and weights -------------------------------------------------------------------------
+
+class _Exploit:
+    marker: Path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _checkpoint_cases(folder: Path, marker: Path) -> dict[str, tuple[Path, str]]:
+    good = create_model("resnet20").state_dict()
+    info = model_info("resnet20", {}, SAMPLE_CLASSES, (3, 32, 32), [0.5] * 3, [0.25] * 3)
+    cases: dict[str, tuple[Path, str]] = {}
+
+    def case(name: str, fragment: str) -> Path:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cases[name] = (path, fragment)
+        return path
+
+    save_checkpoint(folder / "whole.pt", {"model": good, "model_info": info})
+    whole = (folder / "whole.pt").read_bytes()
+    case("truncated.pt", "not a loadable checkpoint").write_bytes(whole[: len(whole) // 2])
+    case("empty.pt", "not a loadable checkpoint").write_bytes(b"")
+    case("random.pt", "not a loadable checkpoint").write_bytes(np.random.default_rng(0).bytes(4096))
+    case("text.pt", "not a loadable checkpoint").write_text("epoch,loss\n1,2.3\n")
+    torch.save({"format_version": 99, "model": good, "model_info": info}, case("newer.pt", "upgrade resnet-cifar"))
+    _Exploit.marker = marker
+    torch.save({"format_version": 1, "model": good, "x": _Exploit()}, case("exploit.pt", "not a loadable checkpoint"))
+    export_model(case("other_arch/model.safetensors", "do not fit resnet20: unexpected layer1.3").parent,
+                 create_model("resnet32").state_dict(), info)
+    export_model(case("other_classes/model.safetensors", "fc.weight has shape (100, 64)").parent,
+                 create_model("resnet20", num_classes=100).state_dict(), info)
+    newer = case("newer_json/model.safetensors", "upgrade resnet-cifar").parent
+    export_model(newer, good, info)
+    (newer / "model.json").write_text('{"format_version": 7}')
+    no_json = case("no_json/model.safetensors", "model.json is missing").parent
+    export_model(no_json, good, info)
+    (no_json / "model.json").unlink()
+    case("bad_weights/model.safetensors", "not a readable safetensors file").write_bytes(b"\x00" * 100)
+    (folder / "bad_weights/model.json").write_text((newer.parent / "other_arch/model.json").read_text())
+    return cases
+
+
+def test_bad_checkpoints_and_weights(tmp_path, capsys) -> None:
+    marker = tmp_path / "exploit-ran"
+    cases = _checkpoint_cases(tmp_path / "corpus", marker)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "eval.json").write_text("earlier")
+    before = _snapshot(tmp_path / "corpus", out)
+    for name, (path, fragment) in cases.items():
+        code, err = _cli(capsys, "eval", str(path), "--dataset", "cifar10-sample", "--out", str(out))
+        _assert_one_line_error(code, err, fragment)
+        with pytest.raises(ResnetCifarError, match=None) as info:
+            evaluate(path, dataset="cifar10-sample", out_dir=out)
+        assert fragment in str(info.value), name
+    assert not marker.exists(), "a pickled payload ran"
+    assert _snapshot(tmp_path / "corpus", out) == before
+
+
+def test_resume_from_a_damaged_checkpoint(tmp_path, capsys) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "last.pt").write_bytes(b"\x80\x02garbage")
+    before = _snapshot(folder)
+    code, err = _cli(capsys, "train", "--resume", str(folder))
+    _assert_one_line_error(code, err, "not a loadable checkpoint")
+    with pytest.raises(ResnetCifarError, match="not a loadable checkpoint"):
+        train(resume=folder)
+    code, err = _cli(capsys, "train", "--resume", str(tmp_path / "nothing-here"))
+    _assert_one_line_error(code, err, "holds no last.pt to resume from")
+    assert _snapshot(folder) == before
+
+
+# ---- datasets ------------------------------------------------------------------------------------------
+
+def _rewrite_batch(path: Path, change: Callable[[dict], None]) -> None:
+    with open(path, "rb") as f:
+        content = pickle.load(f)
+    change(content)
+    with open(path, "wb") as f:
+        pickle.dump(content, f, protocol=2)
+
+
+def _dataset_cases(root: Path, fake_cifar, make_image) -> dict[str, tuple[list[str], str]]:
+    """name -> (dataset arguments, expected fragment)."""
+    cases: dict[str, tuple[list[str], str]] = {}
+
+    def cifar(name: str) -> Path:
+        return fake_cifar(root / name) / "cifar-10-batches-py"
+
+    cases["missing folder"] = (["--dataset", "cifar10", "--data-dir", str(root / "none")], "there is no")
+    os.unlink(cifar("missing_file") / "data_batch_2")
+    cases["missing batch file"] = (["--dataset", "cifar10", "--data-dir", str(root / "missing_file")],
+                                   "lacks data_batch_2")
+    truncated = cifar("truncated") / "test_batch"
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    cases["truncated batch"] = (["--dataset", "cifar10", "--data-dir", str(root / "truncated")],
+                                "not a readable CIFAR batch file")
+    tampered = cifar("tampered") / "test_batch"
+    data = bytearray(tampered.read_bytes())
+    data[2:40] = b"X" * 38  # the pickle's structure, not only its pixels
+    tampered.write_bytes(bytes(data))
+    cases["tampered batch"] = (["--dataset", "cifar10", "--data-dir", str(root / "tampered")],
+                               "not a readable CIFAR batch file")
+    _rewrite_batch(cifar("shapes") / "test_batch", lambda c: c.update(data=c["data"][:, :1000]))
+    cases["wrong shapes"] = (["--dataset", "cifar10", "--data-dir", str(root / "shapes")], "expected uint8 N x 3072")
+    _rewrite_batch(cifar("labels") / "test_batch", lambda c: c.update(labels=[12] * len(c["labels"])))
+    cases["labels out of range"] = (["--dataset", "cifar10", "--data-dir", str(root / "labels")],
+                                    "labels must lie in 0..9")
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            (root / "empty_folder" / split / name).mkdir(parents=True)
+        (root / "one_class" / split / "cats").mkdir(parents=True)
+        make_image(root / "one_class" / split / "cats" / "a.png")
+    cases["image folder without images"] = (["--dataset", "folder", "--data-dir", str(root / "empty_folder")],
+                                            "holds no images")
+    cases["image folder with one class"] = (["--dataset", "folder", "--data-dir", str(root / "one_class")],
+                                            "at least 2")
+    return cases
+
+
+def test_bad_datasets(tmp_path, fake_cifar, make_image, capsys) -> None:
+    cases = _dataset_cases(tmp_path / "data", fake_cifar, make_image)
+    for index, (name, (args, fragment)) in enumerate(cases.items()):
+        out = tmp_path / f"run{index}"
+        code, err = _cli(capsys, "train", *args, "--no-download", "--device", "cpu", "--out", str(out))
+        _assert_one_line_error(code, err, fragment)
+        assert not out.exists(), f"{name}: a failed start left {out} behind"
+        dataset, data_dir = args[1], args[3]
+        with pytest.raises(ResnetCifarError) as info:
+            load_dataset(dataset, "test", data_dir, download=False)
+        assert fragment in str(info.value), name
+
+
+def test_evaluating_on_a_dataset_with_other_classes_is_refused(model_dir, tmp_path, fake_cifar, capsys) -> None:
+    fake_cifar(tmp_path)
+    before = _snapshot(model_dir)
+    code, err = _cli(capsys, "eval", str(model_dir), "--dataset", "cifar10", "--data-dir", str(tmp_path))
+    _assert_one_line_error(code, err, "evaluate on the dataset it was trained for")
+    assert _snapshot(model_dir) == before
+
+
+def test_checksum_mismatch_alone_loads_with_a_notice(tmp_path, fake_cifar, capsys) -> None:
+    fake_cifar(tmp_path)
+    assert len(load_dataset("cifar10", "test", tmp_path)) == 20
+    assert "differ from the official cifar10 files" in capsys.readouterr().err
+    assert all(len(md5) == 32 for md5 in CIFAR["cifar10"].train_files.values())
+
+
+# ---- images and URLs -------------------------------------------------------------------------------------
+
+class _SlowHandler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/slow.png":
+            time.sleep(3)
+        super().do_GET()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, make_image) -> Path:
+    folder = tmp_path_factory.mktemp("images")
+    (folder / "not_image.png").write_text("definitely not a picture")
+    for name in ("truncated.png", "truncated.jpg"):
+        data = make_image(folder / name, size=(64, 64)).read_bytes()
+        (folder / name).write_bytes(data[: len(data) // 3])
+    (folder / "zero.png").write_bytes(_png_header(0, 0))
+    (folder / "bomb.png").write_bytes(_png_header(30_000, 30_000))
+    (folder / "page.html").write_text("<html><body>a web page</body></html>")
+    Image.fromarray(np.full((20, 20), 40000, dtype=np.uint16)).save(folder / "sixteen_bit.png")
+    make_image(folder / "cmyk.jpg", mode="CMYK")
+    make_image(folder / "palette.png", mode="P")
+    frames = [Image.new("RGB", (16, 16), c) for c in ((255, 0, 0), (0, 255, 0))]
+    frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:])
+    make_image(folder / "slow.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(images):
+    handler = functools.partial(_SlowHandler, directory=str(images))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+BAD_IMAGES = {"not_image.png": "not an image", "truncated.png": "cannot be decoded",
+              "truncated.jpg": "cannot be decoded", "zero.png": "not an image", "bomb.png": "too large to decode"}
+
+
+def test_bad_images(model_dir, images, capsys) -> None:
+    before = _snapshot(model_dir)
+    for name, fragment in BAD_IMAGES.items():
+        code, err = _cli(capsys, "predict", str(model_dir), str(images / name))
+        _assert_one_line_error(code, err, fragment)
+        with pytest.raises(ResnetCifarError, match=fragment):
+            predict(model_dir, [str(images / name)])
+    assert _snapshot(model_dir) == before
+
+
+@pytest.mark.parametrize("name", ["sixteen_bit.png", "cmyk.jpg", "palette.png", "animated.gif"])
+def test_unusual_but_valid_images_are_classified(model_dir, images, capsys, name: str) -> None:
+    code, _ = _cli(capsys, "predict", str(model_dir), str(images / name), "--top-k", "2")
+    assert code == 0
+    assert len(predict(model_dir, [str(images / name)], top_k=2)[0]["predictions"]) == 2
+
+
+def test_bad_urls(model_dir, server, capsys) -> None:
+    cases = {f"{server}/page.html": "not an image", f"{server}/slow.png": "cannot fetch",
+             "http://127.0.0.1:1/closed.png": "cannot fetch", "ftp://127.0.0.1/x.png": "only http:// and https://",
+             "file:///etc/hostname": "only http:// and https://"}
+    for url, fragment in cases.items():
+        code, err = _cli(capsys, "predict", str(model_dir), url, "--timeout", "1")
+        _assert_one_line_error(code, err, fragment)
+        with pytest.raises(ResnetCifarError, match=fragment):
+            predict(model_dir, [url], timeout=1)
+
+
+# ---- options ---------------------------------------------------------------------------------------------
+
+OPTION_CASES = [
+    (["--epochs", "0"], {"epochs": 0}, "--epochs must be a positive integer"),
+    (["--epochs", "-3"], {"epochs": -3}, "--epochs must be a positive integer"),
+    (["--batch-size", "0"], {"batch_size": 0}, "--batch-size must be a positive integer"),
+    (["--lr", "0"], {"lr": 0.0}, "--lr must be a positive number"),
+    (["--lr", "-0.1"], {"lr": -0.1}, "--lr must be a positive number"),
+    (["--model", "resnet19"], {"model": "resnet19"}, "unknown model 'resnet19'"),
+    (["--optimizer", "rmsprop"], {"optimizer": "rmsprop"}, "rmsprop"),
+    (["--schedule", "exponential"], {"schedule": "exponential"}, "exponential"),
+    (["--device", "cuda"], {"device": "cuda"}, "no CUDA GPU is visible"),
+    (["--amp", "fp16"], {"amp": "fp16"}, "--amp fp16 needs a GPU"),
+]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the cuda and fp16 cases assume a machine without CUDA")
+@pytest.mark.parametrize("args,settings,fragment", OPTION_CASES, ids=[" ".join(c[0]) for c in OPTION_CASES])
+def test_bad_options(tmp_path, capsys, args: list[str], settings: dict, fragment: str) -> None:
+    existing = tmp_path / "run"
+    existing.mkdir()
+    (existing / "config.json").write_text('{"an": "earlier run"}')
+    before = _snapshot(existing)
+    code, err = _cli(capsys, "train", "--dataset", "cifar10-sample", "--device", "cpu", "--out", str(existing), *args)
+    _assert_one_line_error(code, err, fragment)
+    with pytest.raises(ResnetCifarError, match=None) as info:
+        train(TrainConfig(**{"dataset": "cifar10-sample", "device": "cpu", "out": str(existing), **settings}))
+    assert fragment in str(info.value)
+    assert _snapshot(existing) == before
