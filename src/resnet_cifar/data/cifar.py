@@ -1,6 +1,7 @@
 """CIFAR-10/100 in the official "python version" folders, read through a restricted unpickler."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import pickle
 import sys
@@ -113,7 +114,18 @@ def check_official_sums(name: str, folder: Path) -> list[str]:
     """Names of the files in ``folder`` whose MD5 differs from the official release."""
     spec = CIFAR[name]
     official = {**spec.train_files, **spec.test_files, spec.meta_file[0]: spec.meta_file[1]}
-    return [f for f, md5 in official.items() if md5sum(folder / f) != md5]
+    return [f for f, md5 in official.items() if _cached_md5(folder / f, _signature(folder / f)) != md5]
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_md5(path: Path, signature: tuple[int, int]) -> str:
+    # Train and test are loaded one after the other: hash the 178 MB once per unchanged file, not twice.
+    return md5sum(path)
 
 
 def read_cifar(name: str, root: Path, split: str, download: bool = True) -> ImageSet:

@@ -87,6 +87,8 @@ class Run:
             self.model = self.model.to(memory_format=torch.channels_last)
         augment = Augment(config.crop_padding, True, config.cutout) if config.augment else NO_AUGMENT
         self.train_loader = self._loader(self.data.train, config.batch_size, shuffle=True, augment=augment)
+        self.eval_loaders = {split: self._loader(data, EVAL_BATCH_SIZE)
+                             for split, data in (("val", self.data.val), ("test", self.data.test)) if data is not None}
         self.optimizer = build_optimizer(config, self.model)
         self.scheduler = build_scheduler(config, self.optimizer, len(self.train_loader))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
@@ -173,9 +175,9 @@ class Run:
             save_checkpoint(self.folder / "last.pt", self.state())
         faults.after_batch(self.global_batch)
 
-    def evaluate(self, data: ImageSet) -> tuple[float, float]:
-        """(loss, accuracy) of the evaluated weights on ``data``, in float32."""
-        predictions = predict_batches(self.eval_model, self._loader(data, EVAL_BATCH_SIZE).epoch())
+    def evaluate(self, split: str) -> tuple[float, float]:
+        """(loss, accuracy) of the evaluated weights on ``split`` (val or test), in float32."""
+        predictions = predict_batches(self.eval_model, self.eval_loaders[split].epoch())
         return predictions.loss, predictions.accuracy
 
     def _batches(self, start: int):
@@ -197,9 +199,8 @@ class Run:
         self.epoch += 1
         self.tally = None
         row: dict[str, Any] = {"epoch": self.epoch, "train_loss": tally.loss, "train_acc": tally.accuracy}
-        if self.data.val is not None:
-            row["val_loss"], row["val_acc"] = self.evaluate(self.data.val)
-        row["test_loss"], row["test_acc"] = self.evaluate(self.data.test)
+        for split in self.eval_loaders:
+            row[f"{split}_loss"], row[f"{split}_acc"] = self.evaluate(split)
         if isinstance(self.scheduler, ReduceLROnPlateau):
             # Never steer on the test set: the plateau watches the validation loss, or the training loss.
             self.scheduler.step(row.get("val_loss", tally.loss))
