@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test clean
+.PHONY: demo test bench bench-baseline clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,5 +30,24 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
+# Throughput table of this device (see BENCHMARKS.md).
+bench: $(VENV)/.installed
+	$(VENV)/bin/resnet-cifar bench
+
+# The seeds' way (torchvision + PIL + DataLoader, float32) against ours, side by side on the CPU. torchvision
+# needs its own torch, so the baseline lives in a separate venv; DATA_DIR must hold cifar-10-batches-py/.
+BASELINE_VENV := benchmarks/.venv-baseline
+DATA_DIR ?= /tmp/resnet-cifar-bench/data
+$(BASELINE_VENV)/.installed: pyproject.toml
+	test -x $(BASELINE_VENV)/bin/python || $(PYTHON) -m venv $(BASELINE_VENV)
+	$(BASELINE_VENV)/bin/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BASELINE_VENV)/bin/python -m pip install --quiet -e .
+	touch $@
+
+bench-baseline: $(BASELINE_VENV)/.installed
+	test -f $(DATA_DIR)/cifar-10-batches-py/test_batch || $(PY) ../shared/tools/cifar10_from_jpeg_tar.py \
+		../shared/data/cifar10-jpeg.tar.xz $(DATA_DIR)
+	$(BASELINE_VENV)/bin/python benchmarks/compare_cpu_baseline.py $(DATA_DIR)
+
 clean:
-	rm -rf $(VENV) demo-runs .pytest_cache
+	rm -rf $(VENV) $(BASELINE_VENV) demo-runs .pytest_cache

@@ -74,6 +74,32 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from .bench import format_rows, run_bench
+    from .engine.device import resolve_device
+
+    device = resolve_device(args.device)
+    rows = run_bench(args.models, args.batch_sizes, device, steps=args.steps, warmup=args.warmup,
+                     compile_too=args.compile)
+    print(json.dumps({"device": str(device), "torch": torch.__version__, "rows": rows}, indent=2) if args.json
+          else format_rows(rows, device))
+    return 0
+
+
+def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser("bench", help="training, inference and data-pipeline images/s on this device")
+    bench.add_argument("--models", nargs="+", default=["resnet18", "resnet20"], help="(default resnet18 resnet20)")
+    bench.add_argument("--batch-sizes", type=int, nargs="+", default=[128], help="(default 128)")
+    bench.add_argument("--steps", type=int, default=5, help="timed steps per row (default 5)")
+    bench.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    bench.add_argument("--compile", action="store_true", help="also time each task with torch.compile")
+    bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="(default auto)")
+    bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench.set_defaults(handler=_cmd_bench)
+
+
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     from .data import DATASETS
     from .engine.config import AMP_MODES, DEVICES, OPTIMIZERS, SCHEDULES, TrainConfig
@@ -193,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(commands)
     _add_eval_parser(commands)
     _add_predict_parser(commands)
+    _add_bench_parser(commands)
     return parser
 
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from resnet_cifar.data import ImageSet
-from resnet_cifar.data.loader import NO_AUGMENT, Augment, BatchLoader, cutout, random_crop, random_flip
+from resnet_cifar.data.loader import NO_AUGMENT, Augment, BatchLoader, crop_and_flip, cutout
 
 CPU = torch.device("cpu")
 
@@ -28,7 +28,7 @@ def _offsets_matching(image: torch.Tensor, crop: torch.Tensor, padding: int) -> 
 
 def test_every_crop_is_a_window_of_the_padded_image() -> None:
     images = _images(32)
-    crops = random_crop(images, 4, torch.Generator().manual_seed(1))
+    crops = crop_and_flip(images, 4, False, torch.Generator().manual_seed(1))
     offsets = [_offsets_matching(image, crop, 4) for image, crop in zip(images, crops)]
     assert all(len(o) == 1 for o in offsets)
     assert len({o[0] for o in offsets}) > 8  # each image gets its own offset
@@ -36,11 +36,19 @@ def test_every_crop_is_a_window_of_the_padded_image() -> None:
 
 def test_flips_are_per_image() -> None:
     images = _images(64)
-    flipped = random_flip(images, torch.Generator().manual_seed(2))
+    flipped = crop_and_flip(images, 0, True, torch.Generator().manual_seed(2))
     mirrored = [torch.equal(f, i.flip(2)) for i, f in zip(images, flipped)]
     unchanged = [torch.equal(f, i) for i, f in zip(images, flipped)]
     assert all(m != u for m, u in zip(mirrored, unchanged))
     assert 16 < sum(mirrored) < 48
+
+
+def test_crop_and_flip_together_give_a_window_of_the_padded_image_or_its_mirror() -> None:
+    images = _images(32)
+    out = crop_and_flip(images, 4, True, torch.Generator().manual_seed(4))
+    straight = [len(_offsets_matching(image, crop, 4)) for image, crop in zip(images, out)]
+    mirrored = [len(_offsets_matching(image.flip(2), crop, 4)) for image, crop in zip(images, out)]
+    assert all(s + m == 1 for s, m in zip(straight, mirrored)) and 4 < sum(mirrored) < 28
 
 
 def test_cutout_blacks_out_a_square_of_the_given_side_inside_the_image() -> None:

@@ -24,14 +24,27 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX), where bf16 autocast pays."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``mode`` on ``device`` (``None`` = float32). ``auto`` is bf16/fp16 on CUDA only."""
+    """The autocast dtype for ``mode`` on ``device`` (``None`` = float32).
+
+    ``auto``: bf16 on CUDA GPUs that have it (else fp16), bf16 on CPUs with native bf16, float32 elsewhere.
+    """
     if mode == "off":
         return None
     if mode == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if device.type == "cpu" and cpu_supports_bf16() else None
     if mode == "fp16" and device.type == "cpu":
         raise ResnetCifarError("--amp fp16 needs a GPU; on the CPU use --amp bf16 or --amp off")
     return torch.bfloat16 if mode == "bf16" else torch.float16

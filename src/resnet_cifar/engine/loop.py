@@ -35,6 +35,19 @@ class EpochTally:
     skipped: int = 0
     loss_sum: torch.Tensor | None = None
     correct: torch.Tensor | None = None
+    first_nonfinite: torch.Tensor | None = None  # on the device: the first batch with a NaN/inf loss, or -1
+
+    def note_nonfinite(self, loss: torch.Tensor) -> None:
+        """Remember (on the device, without waiting for it) if this batch's loss is not finite."""
+        if self.first_nonfinite is None:
+            self.first_nonfinite = torch.full((), -1, dtype=torch.long, device=loss.device)
+        bad = ~torch.isfinite(loss.detach()) & (self.first_nonfinite < 0)
+        self.first_nonfinite = torch.where(bad, self.batches, self.first_nonfinite)
+
+    def raise_if_nonfinite(self) -> None:
+        """Raise ``NonFiniteLoss`` if any batch so far had a non-finite loss (reads the device)."""
+        if self.first_nonfinite is not None and (batch := int(self.first_nonfinite)) >= 0:
+            raise NonFiniteLoss(batch)
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         batch_loss = loss.detach().float() * labels.numel()
@@ -69,8 +82,10 @@ def train_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
                 skip_nonfinite: bool = False, progress: Progress | None = None) -> EpochTally:
     """Train over ``batches`` (the rest of an epoch), adding to ``tally``; returns it.
 
-    ``after_step`` runs after every optimizer step (schedule, EMA, periodic checkpoints) and may raise to stop.
-    A non-finite loss raises ``NonFiniteLoss``, or with ``skip_nonfinite`` skips that batch.
+    ``after_step`` runs after every optimizer step (schedule, EMA, periodic checkpoints) and may raise to stop;
+    it must call ``tally.raise_if_nonfinite()`` before saving anything. A non-finite loss raises
+    ``NonFiniteLoss`` at the next such check (the weights in memory are then discarded, never saved), or with
+    ``skip_nonfinite`` skips that batch, which costs one host synchronisation per step.
     """
     model.train()
     start = last_refresh = time.perf_counter()
@@ -86,14 +101,12 @@ def train_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
             logits = model(images)
             loss = criterion(logits, labels)
         tally.batches += 1
-        # One host sync per step: the price of never stepping on a NaN loss.
-        if not bool(torch.isfinite(loss)):
-            if not skip_nonfinite:
-                raise NonFiniteLoss(tally.batches)
+        if skip_nonfinite and not bool(torch.isfinite(loss)):
             tally.skipped += 1
             for copy, buffer in zip(saved, buffers):
                 buffer.copy_(copy)
             continue
+        tally.note_nonfinite(loss)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -103,7 +116,9 @@ def train_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
         now = time.perf_counter()
         if progress is not None and now - last_refresh >= REFRESH_S:
             last_refresh = now
+            tally.raise_if_nonfinite()
             progress(tally.batches, tally.loss, tally.accuracy, (tally.seen - seen_before) / (now - start))
+    tally.raise_if_nonfinite()
     if not tally.seen:
         raise ResnetCifarError("an epoch trained on no batch: the training set is smaller than one batch, "
                                "or every loss was non-finite")

@@ -1,6 +1,7 @@
 """Optimizers and learning-rate schedules built from a ``TrainConfig``."""
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable
 
@@ -17,13 +18,18 @@ Scheduler = LRScheduler | ReduceLROnPlateau
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD (momentum, optional Nesterov), Adam or AdamW over every parameter, with weight decay."""
-    params = model.parameters()
+    """SGD (momentum, optional Nesterov), Adam or AdamW over every parameter, with weight decay.
+
+    On CUDA the fused implementation is used where this torch has one (one kernel for all parameters).
+    """
+    params = list(model.parameters())
+    kind = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer]
+    options: dict = {"lr": config.lr, "weight_decay": config.weight_decay}
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                               nesterov=config.nesterov and config.momentum > 0)
-    optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return optimizer(params, lr=config.lr, weight_decay=config.weight_decay)
+        options.update(momentum=config.momentum, nesterov=config.nesterov and config.momentum > 0)
+    if params and params[0].is_cuda and "fused" in inspect.signature(kind).parameters:
+        options["fused"] = True
+    return kind(params, **options)
 
 
 def warmup_steps(config: TrainConfig, steps_per_epoch: int) -> int:

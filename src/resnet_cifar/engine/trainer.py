@@ -170,8 +170,10 @@ class Run:
             self.ema.update_parameters(self.model)
         every = self.config.checkpoint_every
         if self.stop.signal is not None:
+            self.tally.raise_if_nonfinite()
             raise _StopRequested
         if every and self.global_batch % every == 0 and self.tally.batches < len(self.train_loader):
+            self.tally.raise_if_nonfinite()  # never save weights that a NaN step has touched
             save_checkpoint(self.folder / "last.pt", self.state())
         faults.after_batch(self.global_batch)
 

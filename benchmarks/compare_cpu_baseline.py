@@ -1,0 +1,96 @@
+"""Side by side in one process: the seeds' way against ours, ResNet-18, batch 128, on this machine's CPU.
+
+Baseline (as the seed posts train): torchvision ``CIFAR10`` + PIL transforms (random crop with padding 4,
+flip, ToTensor, Normalize) + ``DataLoader`` (2 workers), float32 eager steps. Ours: the on-device loader,
+bf16 autocast + channels_last for training, folded BatchNorm + bf16 + channels_last under inference_mode
+for inference. Both use the same ResNet-18 layout (11,173,962 parameters). Needs torchvision, so it runs in
+the separate benchmark venv (see BENCHMARKS.md):
+
+    benchmarks/.venv-baseline/bin/python benchmarks/compare_cpu_baseline.py DATA_DIR [--json FILE]
+
+DATA_DIR holds cifar-10-batches-py/ (rebuilt from ../shared/data, see its README).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+import torchvision
+from torch.utils.data import DataLoader
+from torchvision import transforms
+
+from resnet_cifar.bench import Variant, inference_throughput, train_throughput
+from resnet_cifar.data import load_dataset
+from resnet_cifar.data.loader import Augment, BatchLoader
+
+MODEL, BATCH = "resnet18", 128
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+OURS_TRAIN = Variant("bf16 + channels_last", torch.bfloat16, channels_last=True)
+OURS_INFER = Variant("bf16 + channels_last + folded BN", torch.bfloat16, channels_last=True, fold_bn=True)
+BASELINE = Variant("float32")
+
+
+def _accept_unofficial_sums() -> None:
+    """torchvision checks the official MD5 sums; the JPEG-derived copy has its own, so only check files exist."""
+    import os.path
+
+    torchvision.datasets.cifar.check_integrity = lambda path, md5=None: os.path.isfile(path)
+
+
+def baseline_data(data_dir: str, batches: int) -> float:
+    """Images/s of the PIL + DataLoader pipeline over ``batches`` batches (after the workers have started)."""
+    augment = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+                                  transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+    _accept_unofficial_sums()
+    loader = DataLoader(torchvision.datasets.CIFAR10(data_dir, train=True, transform=augment), batch_size=BATCH, shuffle=True,
+                        num_workers=2)
+    iterator = iter(loader)
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * BATCH / (time.perf_counter() - start)
+
+
+def our_data(data_dir: str, batches: int) -> float:
+    """Images/s of the on-device loader (here the CPU) over ``batches`` batches of the real training set."""
+    train = load_dataset("cifar10", "train", data_dir)
+    mean, std = train.channel_stats()
+    loader = BatchLoader(train, BATCH, device=torch.device("cpu"), mean=mean, std=std, shuffle=True, augment=Augment())
+    iterator = loader.epoch(0)
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * BATCH / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_dir")
+    parser.add_argument("--steps", type=int, default=5, help="timed training/inference steps (default 5)")
+    parser.add_argument("--data-batches", type=int, default=100, help="timed data batches (default 100)")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    cpu = torch.device("cpu")
+    rows = [
+        ("data pipeline", baseline_data(args.data_dir, args.data_batches), our_data(args.data_dir, args.data_batches)),
+        ("training step", train_throughput(MODEL, BATCH, cpu, BASELINE, steps=args.steps, warmup=1),
+         train_throughput(MODEL, BATCH, cpu, OURS_TRAIN, steps=args.steps, warmup=1)),
+        ("inference", inference_throughput(MODEL, BATCH, cpu, BASELINE, steps=args.steps, warmup=1),
+         inference_throughput(MODEL, BATCH, cpu, OURS_INFER, steps=args.steps, warmup=1)),
+    ]
+    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, {torch.get_num_threads()} threads, "
+          f"{MODEL}, batch {BATCH}")
+    print(f"{'what':<15} {'baseline img/s':>15} {'ours img/s':>12} {'ratio':>7}")
+    for what, baseline, ours in rows:
+        print(f"{what:<15} {baseline:>15.1f} {ours:>12.1f} {ours / baseline:>6.1f}x")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([{"what": w, "baseline": b, "ours": o, "ratio": o / b} for w, b, o in rows], f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""``resnet-cifar bench``: images/s of training steps, inference and the data pipeline on the current device.
+
+Training and inference run on synthetic tensors already on the device (pure throughput); the data pipeline
+row times the on-device loader (crop, flip, normalise) over synthetic uint8 images.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .data import ImageSet
+from .data.loader import Augment, BatchLoader
+from .engine.device import autocast, cpu_supports_bf16
+from .models import create_model
+from .models.fold import fold_batchnorm
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One combination of speed options."""
+
+    name: str
+    amp: torch.dtype | None = None
+    channels_last: bool = False
+    compile: bool = False
+    fold_bn: bool = False  # inference only
+
+
+TRAIN_VARIANTS = (Variant("float32"), Variant("bf16", torch.bfloat16),
+                  Variant("bf16 + channels_last", torch.bfloat16, channels_last=True))
+INFER_VARIANTS = (Variant("float32"), Variant("float32 + folded BN", fold_bn=True),
+                  Variant("bf16 + channels_last + folded BN", torch.bfloat16, channels_last=True, fold_bn=True))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _images_per_second(step: Callable[[], None], images_per_step: int, device: torch.device, steps: int,
+                       warmup: int) -> float:
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return images_per_step * steps / (time.perf_counter() - start)
+
+
+def _prepare(model: nn.Module, batch: torch.Tensor, variant: Variant) -> tuple[nn.Module, torch.Tensor]:
+    if variant.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    return (torch.compile(model) if variant.compile else model), batch
+
+
+def train_throughput(name: str, batch_size: int, device: torch.device, variant: Variant, steps: int = 5,
+                     warmup: int = 2) -> float:
+    """Training images/s: forward, loss, backward and an SGD step on one synthetic batch."""
+    model = create_model(name).to(device).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    images, labels = torch.randn(batch_size, 3, 32, 32, device=device), torch.randint(0, 10, (batch_size,), device=device)
+    network, images = _prepare(model, images, variant)
+    criterion = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        with autocast(device, variant.amp):
+            loss = criterion(network(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return _images_per_second(step, batch_size, device, steps, warmup)
+
+
+def inference_throughput(name: str, batch_size: int, device: torch.device, variant: Variant, steps: int = 5,
+                         warmup: int = 2) -> float:
+    """Inference images/s in eval mode under ``torch.inference_mode``."""
+    model = create_model(name).to(device).eval()
+    if variant.fold_bn:
+        model = fold_batchnorm(model)
+    network, images = _prepare(model, torch.randn(batch_size, 3, 32, 32, device=device), variant)
+
+    @torch.inference_mode()
+    def step() -> None:
+        with autocast(device, variant.amp):
+            network(images)
+
+    return _images_per_second(step, batch_size, device, steps, warmup)
+
+
+def data_throughput(batch_size: int, device: torch.device, images: int = 10_000) -> float:
+    """Data-pipeline images/s: an epoch of the on-device loader with crop, flip and normalisation."""
+    data = ImageSet(torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8),
+                    torch.randint(0, 10, (images,)), [str(i) for i in range(10)])
+    loader = BatchLoader(data, batch_size, device=device, mean=[0.5] * 3, std=[0.25] * 3, shuffle=True,
+                         augment=Augment())
+
+    def epoch() -> None:
+        for _ in loader.epoch(0):
+            pass
+
+    return _images_per_second(epoch, len(loader) * batch_size, device, steps=3, warmup=1)
+
+
+def run_bench(models: Sequence[str], batch_sizes: Sequence[int], device: torch.device, *, steps: int, warmup: int,
+              compile_too: bool = False) -> list[dict]:
+    """One row per (task, model, batch size, variant): images/s."""
+    def with_compile(variants: tuple[Variant, ...]) -> tuple[Variant, ...]:
+        last = variants[-1]
+        extra = Variant(f"{last.name} + compile", last.amp, last.channels_last, True, last.fold_bn)
+        return variants + (extra,) if compile_too else variants
+
+    rows = []
+    for name in models:
+        for batch in batch_sizes:
+            for task, measure, variants in (("train", train_throughput, TRAIN_VARIANTS),
+                                            ("inference", inference_throughput, INFER_VARIANTS)):
+                for variant in with_compile(variants):
+                    if variant.amp is torch.bfloat16 and device.type == "cpu" and not cpu_supports_bf16():
+                        continue
+                    rate = measure(name, batch, device, variant, steps=steps, warmup=warmup)
+                    rows.append({"task": task, "model": name, "batch": batch, "variant": variant.name,
+                                 "images_per_s": rate})
+    for batch in batch_sizes:
+        rows.append({"task": "data", "model": "-", "batch": batch, "variant": "on-device crop+flip+normalise",
+                     "images_per_s": data_throughput(batch, device)})
+    return rows
+
+
+def format_rows(rows: list[dict], device: torch.device) -> str:
+    """A plain-text table of the rows."""
+    lines = [f"device: {device}  torch {torch.__version__}",
+             f"{'task':<10} {'model':<10} {'batch':>5}  {'variant':<36} {'images/s':>10}"]
+    lines += [f"{r['task']:<10} {r['model']:<10} {r['batch']:>5}  {r['variant']:<36} {r['images_per_s']:>10.1f}"
+              for r in rows]
+    return "\n".join(lines)
