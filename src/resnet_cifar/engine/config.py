@@ -17,7 +17,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 @dataclass
 class TrainConfig:
-    """Every setting of a training run. The defaults train ResNet-18 on CIFAR-10 well on one GPU."""
+    """Every setting of a training run. The defaults are a ResNet-18 recipe for CIFAR-10 on one GPU."""
 
     model: str = "resnet18"
     dataset: str = "cifar10"
