@@ -61,13 +61,14 @@ def load_splits(config: TrainConfig) -> Splits:
 
 
 def set_determinism(config: TrainConfig, device: torch.device) -> None:
-    """``--deterministic``: deterministic kernels only (cuDNN autotuning off); otherwise let cuDNN pick the fastest."""
+    """``--deterministic``: deterministic kernels only (cuDNN autotuning off); otherwise let cuDNN pick the fastest.
+
+    Both settings are process-wide, so each run sets them explicitly rather than inherit an earlier run's.
+    """
     if config.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    torch.use_deterministic_algorithms(config.deterministic)
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not config.deterministic
 
 
 class Run:
