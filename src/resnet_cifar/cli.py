@@ -33,25 +33,33 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .engine.config import TrainConfig
     from .engine.trainer import train
 
     if args.resume:
         folder = train(None, resume=args.resume, quiet=args.quiet, stop_after=args.stop_after)
     else:
-        folder = train(_config_from_args(args, TrainConfig), quiet=args.quiet, stop_after=args.stop_after,
+        folder = train(_config_from_args(args), quiet=args.quiet, stop_after=args.stop_after,
                        overwrite=args.overwrite)
     if not args.quiet:
         print(f"run folder: {folder}  (evaluate: resnet-cifar eval {folder})")
     return 0
 
 
-def _config_from_args(args: argparse.Namespace, config_type: type) -> object:
+def _config_from_args(args: argparse.Namespace) -> object:
+    """The recipe's settings, overridden by every option given on the command line."""
+    from .engine.recipes import recipe_config
+
     options = {key: value for key, value in (("stem", args.stem), ("shortcut", args.shortcut)) if value is not None}
     if args.zero_init_residual:
         options["zero_init_residual"] = True
-    fields = {f for f in config_type.__dataclass_fields__ if f != "model_options"}
-    return config_type(**{f: getattr(args, f) for f in fields}, model_options=options)
+    given = {name: getattr(args, name) for name in _config_fields() if hasattr(args, name)}
+    return recipe_config(args.recipe, **given, model_options=options)
+
+
+def _config_fields() -> list[str]:
+    from .engine.config import TrainConfig
+
+    return [name for name in TrainConfig.__dataclass_fields__ if name not in ("model_options", "recipe")]
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -103,16 +111,17 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     from .data import DATASETS
     from .engine.config import AMP_MODES, DEVICES, OPTIMIZERS, SCHEDULES, TrainConfig
+    from .engine.recipes import RECIPES
 
     d = TrainConfig()
     train = commands.add_parser(
         "train", help="train a model; writes a run folder (checkpoints, weights, metrics, curves)",
         description="Train a model. The defaults are a ResNet-18 recipe for CIFAR-10 on one GPU (SGD + Nesterov, "
-                    "batch 512, one-cycle, label smoothing; its GPU accuracy is not measured yet). The seeds' recipes: "
-                    "'--optimizer adam --lr 1e-3 --weight-decay 0 --schedule constant --no-augment "
-                    "--label-smoothing 0 --batch-size 128' and '--lr 0.1 --no-nesterov --schedule plateau "
-                    "--label-smoothing 0 --batch-size 128'.")
+                    "batch 512, one-cycle, label smoothing; its GPU accuracy is not measured yet). --recipe picks "
+                    "another group of settings (the seeds' runs, the paper's schedule); options given override it.")
     add = train.add_argument
+    add("--recipe", default="default", choices=list(RECIPES), help="a named group of settings that the other "
+        "options override: " + "; ".join(f"{name}: {text}" for name, (text, _) in RECIPES.items()))
     add("--model", default=d.model, help=f"model name from 'resnet-cifar models' (default {d.model})")
     add("--dataset", default=d.dataset, choices=DATASETS, help=f"dataset (default {d.dataset})")
     add("--data-dir", default=d.data_dir, help="folder holding the dataset (default ./data)")
@@ -161,6 +170,10 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     add("--shortcut", choices=["A", "B"], help="shortcut type of residual models (default: the model's)")
     add("--zero-init-residual", action="store_true", help="start every residual branch's last BN at zero")
     add("--quiet", action="store_true", help="no progress bar or epoch lines")
+    # Only options given explicitly reach the config, so that they override the recipe and nothing else does.
+    for action in train._actions:
+        if action.dest in _config_fields():
+            action.default = argparse.SUPPRESS
     train.set_defaults(handler=_cmd_train)
 
 

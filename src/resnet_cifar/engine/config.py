@@ -19,6 +19,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 class TrainConfig:
     """Every setting of a training run. The defaults are a ResNet-18 recipe for CIFAR-10 on one GPU."""
 
+    recipe: str = "default"
     model: str = "resnet18"
     dataset: str = "cifar10"
     data_dir: str = "data"

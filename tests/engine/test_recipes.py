@@ -1,0 +1,55 @@
+"""Named recipes and how explicit options override them."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from resnet_cifar import ResnetCifarError
+from resnet_cifar.cli import _config_from_args, build_parser
+from resnet_cifar.engine.recipes import RECIPES, recipe_config
+
+
+def _config(*argv: str):
+    return _config_from_args(build_parser().parse_args(["train", *argv]))
+
+
+def test_default_recipe_is_the_config_defaults() -> None:
+    assert _config() == recipe_config() and _config().recipe == "default"
+
+
+def test_recipe_settings_apply_and_explicit_options_override_them() -> None:
+    config = _config("--recipe", "seeds-adam", "--epochs", "3", "--batch-size", "32")
+    assert (config.optimizer, config.lr, config.augment, config.weight_decay) == ("adam", 1e-3, False, 0.0)
+    assert (config.epochs, config.batch_size, config.recipe) == (3, 32, "seeds-adam")
+
+
+def test_an_option_given_with_its_default_value_still_overrides_the_recipe() -> None:
+    assert _config("--recipe", "seeds-sgd", "--schedule", "onecycle").schedule == "onecycle"
+    assert _config("--recipe", "seeds-adam", "--augment").augment is True
+
+
+def test_paper_recipe_follows_section_4_2() -> None:
+    config = recipe_config("paper")
+    steps_per_epoch = (50_000 - config.val_split) // config.batch_size
+    assert config.model == "resnet20" and config.weight_decay == 1e-4 and config.momentum == 0.9
+    assert [round(m * steps_per_epoch, -3) for m in config.milestones] == [32_000, 48_000]
+    assert round(config.epochs * steps_per_epoch, -3) == 64_000
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_is_a_valid_config(name: str) -> None:
+    assert recipe_config(name).recipe == name
+
+
+def test_unknown_recipe() -> None:
+    with pytest.raises(ResnetCifarError, match="unknown recipe 'slow'"):
+        recipe_config("slow")
+
+
+def test_recipe_is_recorded_in_the_run_folder(run_cli, tmp_path) -> None:
+    result = run_cli("train", "--recipe", "seeds-adam", "--dataset", "cifar10-sample", "--epochs", "1",
+                     "--device", "cpu", "--quiet", "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["recipe"] == "seeds-adam" and config["optimizer"] == "adam" and config["epochs"] == 1
