@@ -48,7 +48,7 @@ def test_unknown_recipe() -> None:
 
 
 def test_recipe_is_recorded_in_the_run_folder(run_cli, tmp_path) -> None:
-    result = run_cli("train", "--recipe", "seeds-adam", "--dataset", "cifar10-sample", "--epochs", "1",
+    result = run_cli("train", "--recipe", "seeds-adam", "--model", "resnet20", "--dataset", "cifar10-sample", "--epochs", "1",
                      "--device", "cpu", "--quiet", "--out", str(tmp_path / "run"))
     assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "run" / "config.json").read_text())
