@@ -59,7 +59,7 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path) -> None:
     state_a, state_b = load_checkpoint(straight / "last.pt"), load_checkpoint(halves / "last.pt")
     assert all(torch.equal(state_a["model"][k], state_b["model"][k]) for k in state_a["model"])
     assert state_a["scheduler"] == state_b["scheduler"] and state_b["scheduler"]["last_epoch"] == 10  # 5 steps an epoch
-    assert state_a["ema"]["n_averaged"] == state_b["ema"]["n_averaged"] == 10
+    assert state_a["ema"]["updates"] == state_b["ema"]["updates"] == 10
     rows_a, rows_b = _rows(straight), _rows(halves)
     assert [r["epoch"] for r in rows_b] == ["1", "2"]
     for a, b in zip(rows_a, rows_b):

@@ -12,7 +12,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..data import ImageSet, load_dataset, split_validation
 from ..data.loader import NO_AUGMENT, Augment, BatchLoader
@@ -24,6 +23,7 @@ from .callbacks import Callback, ConsoleLog, CsvLog, CurvesPlot, TensorBoardLog,
 from .checkpoint import clean_state_dict, export_model, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .device import resolve_amp, resolve_device
+from .ema import EMA
 from .interrupt import StopRequests, TrainingInterrupted
 from .io import atomic_write_json
 from .loop import EpochTally, NonFiniteLoss, predict_batches, train_epoch
@@ -93,8 +93,7 @@ class Run:
         self.optimizer = build_optimizer(config, self.model)
         self.scheduler = build_scheduler(config, self.optimizer, len(self.train_loader))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
-                    if config.ema else None)
+        self.ema = EMA(self.model, config.ema_decay) if config.ema else None
         self.network: nn.Module = torch.compile(self.model) if config.compile else self.model
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.history: list[dict[str, Any]] = []
@@ -168,7 +167,7 @@ class Run:
         if not isinstance(self.scheduler, ReduceLROnPlateau):
             self.scheduler.step()
         if self.ema is not None:
-            self.ema.update_parameters(self.model)
+            self.ema.update(self.model)
         every = self.config.checkpoint_every
         if self.stop.signal is not None:
             self.tally.raise_if_nonfinite()
