@@ -45,7 +45,7 @@ $(BASELINE_VENV)/.installed: pyproject.toml
 	touch $@
 
 bench-baseline: $(BASELINE_VENV)/.installed
-	test -f $(DATA_DIR)/cifar-10-batches-py/test_batch || $(PY) ../shared/tools/cifar10_from_jpeg_tar.py \
+	test -f $(DATA_DIR)/cifar-10-batches-py/test_batch || $(BASELINE_VENV)/bin/python ../shared/tools/cifar10_from_jpeg_tar.py \
 		../shared/data/cifar10-jpeg.tar.xz $(DATA_DIR)
 	$(BASELINE_VENV)/bin/python benchmarks/compare_cpu_baseline.py $(DATA_DIR)
 

@@ -171,8 +171,9 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     add("--zero-init-residual", action="store_true", help="start every residual branch's last BN at zero")
     add("--quiet", action="store_true", help="no progress bar or epoch lines")
     # Only options given explicitly reach the config, so that they override the recipe and nothing else does.
+    fields = set(_config_fields())
     for action in train._actions:
-        if action.dest in _config_fields():
+        if action.dest in fields:
             action.default = argparse.SUPPRESS
     train.set_defaults(handler=_cmd_train)
 

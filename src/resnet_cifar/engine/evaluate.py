@@ -12,9 +12,8 @@ from ..errors import ResnetCifarError
 from ..plots import plot_confusion, plot_image_grid
 from .device import resolve_device
 from .io import atomic_write_json
-from .loop import Predictions, predict_batches
+from .loop import EVAL_BATCH_SIZE, Predictions, predict_batches
 from .trained import TrainedModel, load_trained_model
-from .trainer import EVAL_BATCH_SIZE
 
 GRID_IMAGES = 64
 

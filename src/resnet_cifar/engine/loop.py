@@ -16,6 +16,8 @@ from .device import autocast
 # at most every REFRESH_S seconds, as reading the running sums forces the host to wait for the device.
 Progress = Callable[[int, float, float, float], None]
 REFRESH_S = 0.5
+# Evaluation batch size, fixed so that training-time and ``eval`` figures come from identical batches.
+EVAL_BATCH_SIZE = 500
 
 
 class NonFiniteLoss(Exception):

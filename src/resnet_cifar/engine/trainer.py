@@ -26,14 +26,10 @@ from .device import resolve_amp, resolve_device
 from .ema import EMA
 from .interrupt import StopRequests, TrainingInterrupted
 from .io import atomic_write_json
-from .loop import EpochTally, NonFiniteLoss, predict_batches, train_epoch
+from .loop import EVAL_BATCH_SIZE, EpochTally, NonFiniteLoss, predict_batches, train_epoch
 from .optim import build_optimizer, build_scheduler
 from .runfolder import RunLock, default_run_folder, environment, prepare_new_run
 from .trained import model_info
-
-# Evaluation batch size, fixed so that training-time and ``eval`` figures come from identical batches.
-EVAL_BATCH_SIZE = 500
-
 
 class _StopRequested(Exception):
     """Raised inside the training loop when a signal asked training to stop."""
@@ -289,9 +285,7 @@ def _train_epochs(run: Run, stop_after: int | None) -> None:
             row = run.run_epoch()
         except _StopRequested:
             save_checkpoint(run.folder / "last.pt", run.state())
-            raise TrainingInterrupted(
-                f"stopped by {signal.Signals(run.stop.signal).name} at {run.position()}, checkpoint saved; "
-                f"continue with: resnet-cifar train --resume {run.folder}", run.stop.signal) from None
+            raise _interrupted(run) from None
         except NonFiniteLoss as error:
             last = run.folder / "last.pt"
             saved = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was saved yet"
@@ -302,6 +296,10 @@ def _train_epochs(run: Run, stop_after: int | None) -> None:
         run.save(row)
         done_here += 1
         if run.stop.signal is not None and run.epoch < run.config.epochs:
-            raise TrainingInterrupted(f"stopped by {signal.Signals(run.stop.signal).name} at the end of epoch "
-                                      f"{run.epoch}; continue with: resnet-cifar train --resume {run.folder}",
-                                      run.stop.signal)
+            raise _interrupted(run)
+
+
+def _interrupted(run: Run) -> TrainingInterrupted:
+    """The error that ends a run stopped by a signal, after its checkpoint is saved."""
+    return TrainingInterrupted(f"stopped by {signal.Signals(run.stop.signal).name} at {run.position()}, checkpoint "
+                               f"saved; continue with: resnet-cifar train --resume {run.folder}", run.stop.signal)
