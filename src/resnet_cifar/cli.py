@@ -33,6 +33,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .engine.distributed import world_from_environment
     from .engine.trainer import train
 
     if args.resume:
@@ -40,7 +41,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         folder = train(_config_from_args(args), quiet=args.quiet, stop_after=args.stop_after,
                        overwrite=args.overwrite)
-    if not args.quiet:
+    if not args.quiet and world_from_environment().is_main:
         print(f"run folder: {folder}  (evaluate: resnet-cifar eval {folder})")
     return 0
 
@@ -134,7 +135,8 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         help="also save last.pt every N training steps, so a crash loses at most N steps (default 0: per epoch)")
     add("--epochs", type=int, default=d.epochs, help=f"epochs (default {d.epochs})")
     add("--stop-after", type=int, metavar="N", help="end this call after N epochs, resumable with the same schedule")
-    add("--batch-size", type=int, default=d.batch_size, help=f"training batch size (default {d.batch_size})")
+    add("--batch-size", type=int, default=d.batch_size, help=f"training batch size; with torchrun, of all processes "
+        f"together (default {d.batch_size})")
     add("--optimizer", default=d.optimizer, choices=OPTIMIZERS, help=f"optimizer (default {d.optimizer})")
     add("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
     add("--momentum", type=float, default=d.momentum, help=f"SGD momentum (default {d.momentum})")
@@ -154,10 +156,14 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     add("--cutout", type=int, default=d.cutout, help="side of the cutout square, 0 = off (default 0)")
     add("--val-split", type=int, default=d.val_split, help="hold out N training images (class-balanced) to choose "
         "best.pt; 0 = none, only last.pt (default 0)")
+    add("--train-subset", type=int, default=d.train_subset, metavar="N", help="train on N of the training images "
+        "(class-balanced, chosen by --seed) for quick runs; 0 = all (default 0)")
     add("--amp", default=d.amp, choices=AMP_MODES, help="mixed precision (default auto: bf16 or fp16 on CUDA, off "
         "elsewhere)")
     add("--channels-last", action="store_true", help="channels-last memory format")
     add("--compile", action="store_true", help="torch.compile the model")
+    add("--sync-bn", action="store_true", help="with several processes (torchrun), BatchNorm statistics over the "
+        "batches of all of them")
     add("--ema", action="store_true", help="evaluate and export an exponential moving average of the weights")
     add("--ema-decay", type=float, default=d.ema_decay, help=f"(default {d.ema_decay})")
     add("--seed", type=int, default=d.seed, help=f"seed of initialisation, data order and augmentation (default {d.seed})")
@@ -206,6 +212,103 @@ def _add_predict_parser(commands: argparse._SubParsersAction) -> None:
     predict.set_defaults(handler=_cmd_predict)
 
 
+def _experiment_settings(args: argparse.Namespace) -> dict:
+    """The ``TrainConfig`` settings that every run of an experiment shares."""
+    names = ("dataset", "data_dir", "download", "train_subset", "seed", "device", "amp")
+    return {name: getattr(args, name) for name in names}
+
+
+def _cmd_degradation(args: argparse.Namespace) -> int:
+    from .experiments.degradation import degradation
+
+    degradation(args.depths, epochs=args.epochs, out=args.out, quiet=args.quiet, **_experiment_settings(args))
+    return 0
+
+
+def _cmd_paper(args: argparse.Namespace) -> int:
+    from .experiments.paper import paper
+
+    paper(args.depths, epochs=args.epochs, out=args.out, quiet=args.quiet, val_split=args.val_split,
+          **_experiment_settings(args))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .experiments.compare import compare
+
+    settings = _experiment_settings(args)
+    if args.epochs is not None:
+        settings["epochs"] = args.epochs
+    if args.batch_size is not None:
+        settings["batch_size"] = args.batch_size
+    compare(args.models, recipe=args.recipe, out=args.out, quiet=args.quiet, **settings)
+    return 0
+
+
+def _experiment_options(default_out: str, default_epochs: int | None) -> argparse.ArgumentParser:
+    """Options shared by the experiments: data, length, seed, device, output folder."""
+    from .data import DATASETS
+
+    shared = argparse.ArgumentParser(add_help=False)
+    add = shared.add_argument
+    add("--dataset", default="cifar10", choices=DATASETS, help="dataset (default cifar10)")
+    add("--data-dir", default="data", help="folder holding the dataset (default ./data)")
+    add("--download", action=argparse.BooleanOptionalAction, default=True,
+        help="fetch the official CIFAR archive when the folder is missing (default on)")
+    add("--epochs", type=int, default=default_epochs,
+        help=f"epochs of every run (default {default_epochs or 'that of the recipe'})")
+    add("--train-subset", type=int, default=0, metavar="N",
+        help="train on N class-balanced training images, for shorter runs; 0 = all (default 0)")
+    add("--seed", type=int, default=0, help="seed shared by every run (default 0)")
+    add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="(default auto)")
+    add("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"], help="mixed precision (default auto)")
+    add("--out", default=default_out, help=f"experiment folder, one run folder per model inside; an unfinished "
+        f"experiment resumes where it stopped (default {default_out})")
+    add("--quiet", action="store_true", help="no progress bars or epoch lines")
+    return shared
+
+
+def _add_experiment_parser(commands: argparse._SubParsersAction) -> None:
+    from .engine.recipes import RECIPES
+
+    experiment = commands.add_parser("experiment", help="multi-run experiments: degradation, paper, compare")
+    kinds = experiment.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
+    degradation = kinds.add_parser(
+        "degradation", parents=[_experiment_options("experiments/degradation", 30)],
+        help="plain against residual nets of growing depth (the paper's figure 6)",
+        description="Train plain-D and ResNet-D for each depth D with the paper's recipe (SGD 0.1, momentum 0.9, "
+                    "weight decay 1e-4, batch 128, lr /10 at 50%% and 75%% of the epochs) and one seed; draw "
+                    "training and test error against epoch (plain left, residual right) and tabulate final errors.")
+    degradation.add_argument("--depths", type=int, nargs="+", default=[20, 56],
+                             help="depths among 20 32 44 56 110 (default 20 56)")
+    degradation.set_defaults(handler=_cmd_degradation)
+
+    paper = kinds.add_parser(
+        "paper", parents=[_experiment_options("experiments/paper", 164)],
+        help="the paper's CIFAR-10 table: ResNet-20/32/44/56/110, our error next to the published one",
+        description="Train ResNet-20/32/44/56/110 with the paper's recipe (SGD 0.1, momentum 0.9, weight decay 1e-4, "
+                    "batch 128, crop + flip, lr /10 at 50%% and 75%% of the run: 32k and 48k of 64k steps = 164 "
+                    "epochs on 50k images) and write one table with the paper's test error next to ours. A GPU job "
+                    "at full length.")
+    paper.add_argument("--depths", type=int, nargs="+", default=[20, 32, 44, 56, 110],
+                       help="depths among 20 32 44 56 110 1202 (default 20 32 44 56 110)")
+    paper.add_argument("--val-split", type=int, default=0, metavar="N", help="hold out N training images, as "
+                       "the paper's 45k/5k split (5000) did (default 0: train on all)")
+    paper.set_defaults(handler=_cmd_paper)
+
+    compare = kinds.add_parser(
+        "compare", parents=[_experiment_options("experiments/compare", None)],
+        help="train several models with one recipe; accuracy, parameters, MACs and time side by side",
+        description="Train every model given with one recipe and the same seed, then print and plot test accuracy, "
+                    "parameters, multiply-accumulates and training time side by side. Non-residual baselines "
+                    "(lenet5, vgg11/13/16/19) are in 'resnet-cifar models'.")
+    compare.add_argument("models", nargs="+", help="model names from 'resnet-cifar models'")
+    compare.add_argument("--recipe", default="default", choices=list(RECIPES), help="the recipe of every run "
+                         "(default: default)")
+    compare.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    compare.set_defaults(handler=_cmd_compare)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors, like every other error of the command line."""
 
@@ -236,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_parser(commands)
     _add_predict_parser(commands)
     _add_bench_parser(commands)
+    _add_experiment_parser(commands)
     return parser
 
 

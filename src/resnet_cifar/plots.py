@@ -16,7 +16,8 @@ from .engine.io import atomic_write  # noqa: E402
 RIGHT, WRONG = "tab:green", "tab:red"
 
 
-def _save(figure: plt.Figure, path: Path) -> None:
+def save_figure(figure: plt.Figure, path: Path) -> None:
+    """Write ``figure`` as a PNG atomically and free it."""
     atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=110, bbox_inches="tight"))
     plt.close(figure)
 
@@ -37,7 +38,7 @@ def plot_curves(rows: Sequence[dict], path: Path) -> None:
         axis.grid(alpha=0.3)
     loss_ax.legend()
     acc_ax.legend()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_image_grid(images: torch.Tensor, titles: Sequence[str], correct: Sequence[bool], path: Path,
@@ -61,7 +62,7 @@ def plot_image_grid(images: torch.Tensor, titles: Sequence[str], correct: Sequen
         axis.text(x, y, title, ha="center", va="bottom", fontsize=7, color=RIGHT if right else WRONG)
     if heading:
         axis.set_title(heading)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_confusion(matrix: torch.Tensor, class_names: Sequence[str], path: Path) -> None:
@@ -82,4 +83,4 @@ def plot_confusion(matrix: torch.Tensor, class_names: Sequence[str], path: Path)
                 count = int(matrix[i, j])
                 axis.text(j, i, str(count), ha="center", va="center", fontsize=6,
                           color="white" if count > peak / 2 else "black")
-    _save(figure, path)
+    save_figure(figure, path)

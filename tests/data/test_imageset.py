@@ -60,3 +60,16 @@ def test_unknown_dataset_and_split() -> None:
         load_dataset("mnist", "train")
     with pytest.raises(ResnetCifarError, match="unknown split 'val'"):
         load_dataset("cifar10-sample", "val")
+
+
+def test_train_subset_takes_a_balanced_seeded_part_of_the_training_images() -> None:
+    from resnet_cifar.engine.config import TrainConfig
+    from resnet_cifar.engine.trainer import load_splits
+
+    splits = load_splits(TrainConfig(dataset="cifar10-sample", train_subset=100, val_split=50))
+    assert len(splits.train) == 100 and len(splits.val) == 50 and len(splits.test) == 500
+    assert torch.bincount(splits.train.labels).tolist() == [10] * 10
+    other = load_splits(TrainConfig(dataset="cifar10-sample", train_subset=100, val_split=50, seed=1)).train
+    assert not torch.equal(other.images, splits.train.images)
+    with pytest.raises(ResnetCifarError, match="--train-subset must be an integer >= 0"):
+        TrainConfig(train_subset=-5)

@@ -1,11 +1,13 @@
 """The on-device batch loader: crops, flips, cutout, normalisation, seeding and resume alignment."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from resnet_cifar.data import ImageSet
-from resnet_cifar.data.loader import NO_AUGMENT, Augment, BatchLoader, crop_and_flip, cutout
+from resnet_cifar.errors import ResnetCifarError
+from resnet_cifar.data.loader import NO_AUGMENT, Augment, AugmentDraws, BatchLoader, crop_and_flip, cutout
 
 CPU = torch.device("cpu")
 
@@ -19,6 +21,11 @@ def _dataset(n: int = 40) -> ImageSet:
     return ImageSet(_images(n), torch.arange(n) % 4, ["a", "b", "c", "d"])
 
 
+def _crop_and_flip(images: torch.Tensor, padding: int, flip: bool, seed: int) -> torch.Tensor:
+    draws = AugmentDraws.draw(len(images), Augment(padding, flip), images.shape[-2:], torch.Generator().manual_seed(seed))
+    return crop_and_flip(images, padding, draws.dy, draws.dx, draws.mirrored)
+
+
 def _offsets_matching(image: torch.Tensor, crop: torch.Tensor, padding: int) -> list[tuple[int, int]]:
     padded = F.pad(image, (padding,) * 4)
     size = image.shape[-1]
@@ -28,7 +35,7 @@ def _offsets_matching(image: torch.Tensor, crop: torch.Tensor, padding: int) -> 
 
 def test_every_crop_is_a_window_of_the_padded_image() -> None:
     images = _images(32)
-    crops = crop_and_flip(images, 4, False, torch.Generator().manual_seed(1))
+    crops = _crop_and_flip(images, 4, False, seed=1)
     offsets = [_offsets_matching(image, crop, 4) for image, crop in zip(images, crops)]
     assert all(len(o) == 1 for o in offsets)
     assert len({o[0] for o in offsets}) > 8  # each image gets its own offset
@@ -36,7 +43,7 @@ def test_every_crop_is_a_window_of_the_padded_image() -> None:
 
 def test_flips_are_per_image() -> None:
     images = _images(64)
-    flipped = crop_and_flip(images, 0, True, torch.Generator().manual_seed(2))
+    flipped = _crop_and_flip(images, 0, True, seed=2)
     mirrored = [torch.equal(f, i.flip(2)) for i, f in zip(images, flipped)]
     unchanged = [torch.equal(f, i) for i, f in zip(images, flipped)]
     assert all(m != u for m, u in zip(mirrored, unchanged))
@@ -45,7 +52,7 @@ def test_flips_are_per_image() -> None:
 
 def test_crop_and_flip_together_give_a_window_of_the_padded_image_or_its_mirror() -> None:
     images = _images(32)
-    out = crop_and_flip(images, 4, True, torch.Generator().manual_seed(4))
+    out = _crop_and_flip(images, 4, True, seed=4)
     straight = [len(_offsets_matching(image, crop, 4)) for image, crop in zip(images, out)]
     mirrored = [len(_offsets_matching(image.flip(2), crop, 4)) for image, crop in zip(images, out)]
     assert all(s + m == 1 for s, m in zip(straight, mirrored)) and 4 < sum(mirrored) < 28
@@ -53,7 +60,8 @@ def test_crop_and_flip_together_give_a_window_of_the_padded_image_or_its_mirror(
 
 def test_cutout_blacks_out_a_square_of_the_given_side_inside_the_image() -> None:
     images = torch.full((200, 3, 16, 16), 7, dtype=torch.uint8)
-    holes = (cutout(images, 6, torch.Generator().manual_seed(3)) == 0).all(1)
+    draws = AugmentDraws.draw(200, Augment(cutout=6), (16, 16), torch.Generator().manual_seed(3))
+    holes = (cutout(images, 6, draws.cy, draws.cx) == 0).all(1)
     sizes = holes.sum((1, 2))
     assert sizes.max() == 36 and sizes.min() >= 9  # clipped at the border: at least a 3x3 corner remains
     for hole in holes[:20]:
@@ -115,3 +123,32 @@ def test_drop_last_and_channels_last() -> None:
     batches = list(loader.epoch())
     assert len(loader) == 2 and len(batches) == 2
     assert batches[0][0].is_contiguous(memory_format=torch.channels_last)
+
+
+_SHARED_DATA = _dataset(48)
+
+
+def _loader(batch_size: int, rank: int = 0, world_size: int = 1, **options) -> BatchLoader:
+    return BatchLoader(_SHARED_DATA, batch_size, device=CPU, mean=[0.5] * 3, std=[0.2] * 3, shuffle=True,
+                       augment=Augment(cutout=3), seed=7, rank=rank, world_size=world_size, **options)
+
+
+def test_ranks_split_every_batch_of_the_single_process_run() -> None:
+    single = list(_loader(12, drop_last=True).epoch(2))
+    ranks = [list(_loader(12, rank, 3, drop_last=True).epoch(2)) for rank in range(3)]
+    assert all(len(shares) == len(single) == 4 for shares in ranks)
+    for step, (images, labels) in enumerate(single):
+        assert all(len(shares[step][1]) == 4 for shares in ranks)
+        assert torch.equal(torch.cat([shares[step][0] for shares in ranks]), images)
+        assert torch.equal(torch.cat([shares[step][1] for shares in ranks]), labels)
+
+
+def test_augmentation_of_an_epoch_does_not_depend_on_the_batch_size() -> None:
+    small = torch.cat([x for x, _ in _loader(4).epoch(1)])
+    large = torch.cat([x for x, _ in _loader(16).epoch(1)])
+    assert torch.equal(small, large)
+
+
+def test_a_batch_that_does_not_split_over_the_ranks_is_refused() -> None:
+    with pytest.raises(ResnetCifarError, match="multiple of 3"):
+        _loader(10, 0, 3)

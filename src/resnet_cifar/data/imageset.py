@@ -46,19 +46,27 @@ class ImageSet:
 
 def split_validation(data: ImageSet, size: int, seed: int) -> tuple[ImageSet, ImageSet]:
     """Hold out ``size`` images, balanced over the classes and chosen by ``seed``: returns (train, validation)."""
+    return balanced_split(data, size, seed, "--val-split")
+
+
+def balanced_split(data: ImageSet, size: int, seed: int, option: str) -> tuple[ImageSet, ImageSet]:
+    """Split off ``size`` images balanced over the classes, chosen by ``seed``: returns (rest, chosen).
+
+    ``option`` names the setting that asked for the split in error messages.
+    """
     num_classes = len(data.class_names)
     if not 0 < size < len(data):
-        raise ResnetCifarError(f"--val-split must lie between 1 and {len(data) - 1} for {len(data)} training images")
+        raise ResnetCifarError(f"{option} must lie between 1 and {len(data) - 1} for {len(data)} training images")
     generator = torch.Generator().manual_seed(seed)
     held: list[torch.Tensor] = []
     for cls in range(num_classes):
         members = torch.nonzero(data.labels == cls).flatten()
         take = size // num_classes + (1 if cls < size % num_classes else 0)
         if take > len(members) - 1:
-            raise ResnetCifarError(f"--val-split {size} would take every image of class {data.class_names[cls]!r}; "
-                                   f"use a smaller split")
+            raise ResnetCifarError(f"{option} {size} would take every image of class {data.class_names[cls]!r}; "
+                                   f"use a smaller number")
         held.append(members[torch.randperm(len(members), generator=generator)[:take]])
-    val_index = torch.cat(held).sort().values
+    chosen = torch.cat(held).sort().values
     keep = torch.ones(len(data), dtype=torch.bool)
-    keep[val_index] = False
-    return data.subset(torch.nonzero(keep).flatten()), data.subset(val_index)
+    keep[chosen] = False
+    return data.subset(torch.nonzero(keep).flatten()), data.subset(chosen)

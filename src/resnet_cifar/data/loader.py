@@ -2,7 +2,9 @@
 
 The whole dataset is moved to the device once; every batch is a gather plus a few tensor ops there, with no
 per-image Python and no host round trip (the airbench approach). The order and the augmentation of epoch
-``e`` depend only on ``(seed, e)``, so a resumed run sees exactly the batches it would have seen.
+``e`` depend only on ``(seed, e)``: each position of the epoch's permutation gets its crop, flip and cutout
+drawn up front, so a resumed run, a run with another batch size, and the ranks of a distributed run that
+split every batch between them all see the same augmented images.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..errors import ResnetCifarError
 from .imageset import ImageSet
 
 
@@ -27,22 +30,58 @@ class Augment:
 NO_AUGMENT = Augment(crop_padding=0, flip=False, cutout=0)
 
 
+@dataclass
+class AugmentDraws:
+    """The random choices for a run of epoch positions: crop offsets, mirroring, cutout centres (each (N,))."""
+
+    dy: torch.Tensor
+    dx: torch.Tensor
+    mirrored: torch.Tensor
+    cy: torch.Tensor
+    cx: torch.Tensor
+
+    @classmethod
+    def draw(cls, count: int, augment: Augment, image_hw: tuple[int, int], generator: torch.Generator,
+             ) -> AugmentDraws:
+        """Draw the choices of ``count`` images from ``generator`` (always all five, so the stream stays fixed)."""
+        device, (h, w), span = generator.device, image_hw, 2 * augment.crop_padding + 1
+        return cls(torch.randint(0, span, (count,), generator=generator, device=device),
+                   torch.randint(0, span, (count,), generator=generator, device=device),
+                   (torch.rand(count, generator=generator, device=device) < 0.5) & augment.flip,
+                   torch.randint(0, h, (count,), generator=generator, device=device),
+                   torch.randint(0, w, (count,), generator=generator, device=device))
+
+    def __getitem__(self, positions: slice) -> AugmentDraws:
+        return AugmentDraws(self.dy[positions], self.dx[positions], self.mirrored[positions], self.cy[positions],
+                            self.cx[positions])
+
+
 class BatchLoader:
-    """Iterate over ``data`` in batches of normalised float images and int64 labels on ``device``."""
+    """Iterate over ``data`` in batches of normalised float images and int64 labels on ``device``.
+
+    With ``world_size`` > 1 every batch of ``batch_size`` images is split between the ranks and this loader
+    yields rank ``rank``'s part, so the ranks together see exactly the batches of one process.
+    """
 
     def __init__(self, data: ImageSet, batch_size: int, *, device: torch.device, mean: Sequence[float],
                  std: Sequence[float], shuffle: bool = False, augment: Augment = NO_AUGMENT, seed: int = 0,
-                 drop_last: bool = False, channels_last: bool = False) -> None:
+                 drop_last: bool = False, channels_last: bool = False, rank: int = 0, world_size: int = 1) -> None:
+        if batch_size % world_size:
+            raise ResnetCifarError(f"--batch-size {batch_size} does not split evenly over {world_size} processes: "
+                                   f"use a multiple of {world_size}")
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
         self.batch_size = batch_size
         self.device = device
         self.shuffle, self.augment, self.seed, self.drop_last = shuffle, augment, seed, drop_last
+        self.rank, self.world_size = rank, world_size
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        # One fused multiply-add from uint8 to normalised floats: (x / 255 - mean) / std = x * gain + offset.
-        std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        # One fused multiply-add from uint8 to normalised floats: (x / 255 - mean) / std = x * gain + offset,
+        # in torch's default float type (float32 unless a caller chose float64).
+        dtype = torch.get_default_dtype()
+        std_t = torch.tensor(std, dtype=dtype, device=device).view(1, -1, 1, 1)
         self._gain = 1.0 / (255.0 * std_t)
-        self._offset = -torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1) / std_t
+        self._offset = -torch.tensor(mean, dtype=dtype, device=device).view(1, -1, 1, 1) / std_t
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.labels), self.batch_size)
@@ -53,60 +92,56 @@ class BatchLoader:
         return torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + epoch)
 
     def epoch(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The batches of ``epoch``, skipping the first ``start_batch`` of them (for a mid-epoch resume)."""
+        """The batches of ``epoch`` (this rank's share of each), from batch ``start_batch`` on (mid-epoch resume)."""
         generator = self.generator(epoch)
         n = len(self.labels)
         order = (torch.randperm(n, generator=generator, device=self.device) if self.shuffle
                  else torch.arange(n, device=self.device))
-        for index in range(len(self)):
-            batch = order[index * self.batch_size:(index + 1) * self.batch_size]
-            images = self.images[batch]
-            # Draw the augmentation of every batch, skipped or not, so the stream stays aligned on resume.
-            images = augment_batch(images, self.augment, generator)
-            if index >= start_batch:
-                yield self.normalise(images), self.labels[batch]
+        draws = AugmentDraws.draw(n, self.augment, self.images.shape[-2:], generator)
+        for index in range(start_batch, len(self)):
+            first = index * self.batch_size
+            size = min(self.batch_size, n - first)
+            lo, hi = first + size * self.rank // self.world_size, first + size * (self.rank + 1) // self.world_size
+            batch = order[lo:hi]
+            images = augment_batch(self.images[batch], self.augment, draws[lo:hi])
+            yield self.normalise(images), self.labels[batch]
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, C, H, W) on the device to normalised float32 in the loader's memory format."""
-        out = torch.addcmul(self._offset, images.float(), self._gain)
+        """uint8 (N, C, H, W) on the device to normalised floats in the loader's memory format."""
+        out = torch.addcmul(self._offset, images.to(self._gain.dtype), self._gain)
         return out.contiguous(memory_format=self.memory_format)
 
 
-def augment_batch(images: torch.Tensor, augment: Augment, generator: torch.Generator) -> torch.Tensor:
-    """Per-image random crop (zero padding), horizontal flip and cutout of a uint8 batch."""
+def augment_batch(images: torch.Tensor, augment: Augment, draws: AugmentDraws) -> torch.Tensor:
+    """Per-image random crop (zero padding), horizontal flip and cutout of a uint8 batch, as ``draws`` chose."""
     if augment.crop_padding or augment.flip:
-        images = crop_and_flip(images, augment.crop_padding, augment.flip, generator)
+        images = crop_and_flip(images, augment.crop_padding, draws.dy, draws.dx, draws.mirrored)
     if augment.cutout:
-        images = cutout(images, augment.cutout, generator)
+        images = cutout(images, augment.cutout, draws.cy, draws.cx)
     return images
 
 
-def crop_and_flip(images: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
-    """Crop each image at its own offset in a copy zero-padded by ``padding``, mirrored with probability 1/2.
+def crop_and_flip(images: torch.Tensor, padding: int, dy: torch.Tensor, dx: torch.Tensor,
+                  mirrored: torch.Tensor) -> torch.Tensor:
+    """Crop image i at offset (dy[i], dx[i]) of a copy zero-padded by ``padding``, mirrored where ``mirrored[i]``.
 
     One gather does both: each output pixel reads its source pixel of the padded image directly (2-3x faster
     on the CPU than a crop followed by a flip).
     """
     n, c, h, w = images.shape
     device = images.device
-    dy = torch.randint(0, 2 * padding + 1, (n, 1, 1), generator=generator, device=device)
-    dx = torch.randint(0, 2 * padding + 1, (n, 1, 1), generator=generator, device=device)
     column = torch.arange(w, device=device).view(1, 1, w)
-    if flip:
-        mirrored = torch.rand(n, 1, 1, generator=generator, device=device) < 0.5
-        column = torch.where(mirrored, w - 1 - column, column)
-    rows = dy + torch.arange(h, device=device).view(1, h, 1)
-    source = (rows * (w + 2 * padding) + dx + column).view(n, 1, h * w).expand(n, c, h * w)
+    column = torch.where(mirrored.view(n, 1, 1), w - 1 - column, column)
+    rows = dy.view(n, 1, 1) + torch.arange(h, device=device).view(1, h, 1)
+    source = (rows * (w + 2 * padding) + dx.view(n, 1, 1) + column).view(n, 1, h * w).expand(n, c, h * w)
     padded = F.pad(images, (padding, padding, padding, padding)) if padding else images
     return padded.reshape(n, c, -1).gather(2, source).view(n, c, h, w)
 
 
-def cutout(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
-    """Black out a ``size`` x ``size`` square (clipped at the border) at a random centre of each image."""
+def cutout(images: torch.Tensor, size: int, cy: torch.Tensor, cx: torch.Tensor) -> torch.Tensor:
+    """Black out a ``size`` x ``size`` square (clipped at the border) centred at (cy[i], cx[i]) of each image."""
     n, _, h, w = images.shape
-    cy = torch.randint(0, h, (n, 1, 1), generator=generator, device=images.device)
-    cx = torch.randint(0, w, (n, 1, 1), generator=generator, device=images.device)
-    top, left = cy - size // 2, cx - size // 2
+    top, left = cy.view(n, 1, 1) - size // 2, cx.view(n, 1, 1) - size // 2
     ys = torch.arange(h, device=images.device).view(1, h, 1)
     xs = torch.arange(w, device=images.device).view(1, 1, w)
     inside = (ys >= top) & (ys < top + size) & (xs >= left) & (xs < left + size)

@@ -42,9 +42,11 @@ class TrainConfig:
     crop_padding: int = 4
     cutout: int = 0
     val_split: int = 0
+    train_subset: int = 0
     amp: str = "auto"
     channels_last: bool = False
     compile: bool = False
+    sync_bn: bool = False
     ema: bool = False
     ema_decay: float = 0.999
     seed: int = 0
@@ -86,7 +88,7 @@ class TrainConfig:
             raise ResnetCifarError(f"--milestones must increase and lie between 1 and {self.epochs - 1} (the epochs)")
         if self.schedule in ("multistep", "plateau") and not 0 < self.gamma < 1:
             raise ResnetCifarError(f"--gamma must lie in (0, 1) for --schedule {self.schedule}, got {self.gamma}")
-        for name in ("val_split", "crop_padding", "cutout", "patience", "checkpoint_every"):
+        for name in ("val_split", "train_subset", "crop_padding", "cutout", "patience", "checkpoint_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ResnetCifarError(f"--{name.replace('_', '-')} must be an integer >= 0, got {value!r}")

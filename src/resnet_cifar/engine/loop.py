@@ -11,6 +11,7 @@ from torch import nn
 
 from ..errors import ResnetCifarError
 from .device import autocast
+from .distributed import max_across_ranks, sum_across_ranks
 
 # A progress callback gets (batches done, running loss, running accuracy, images per second); the loop calls it
 # at most every REFRESH_S seconds, as reading the running sums forces the host to wait for the device.
@@ -46,10 +47,29 @@ class EpochTally:
         bad = ~torch.isfinite(loss.detach()) & (self.first_nonfinite < 0)
         self.first_nonfinite = torch.where(bad, self.batches, self.first_nonfinite)
 
-    def raise_if_nonfinite(self) -> None:
-        """Raise ``NonFiniteLoss`` if any batch so far had a non-finite loss (reads the device)."""
-        if self.first_nonfinite is not None and (batch := int(self.first_nonfinite)) >= 0:
+    def raise_if_nonfinite(self, across_ranks: bool = True) -> None:
+        """Raise ``NonFiniteLoss`` if any batch so far had a non-finite loss (reads the device).
+
+        ``across_ranks`` (a collective: every process must call it) raises in every process if one of them saw
+        a non-finite loss, so that no rank saves weights that another rank's NaN gradient has touched.
+        """
+        if self.first_nonfinite is None:
+            return
+        first = max_across_ranks(self.first_nonfinite) if across_ranks else self.first_nonfinite
+        if (batch := int(first)) >= 0:
             raise NonFiniteLoss(batch)
+
+    def reduced(self) -> EpochTally:
+        """The tally of every process together (a collective; ``self`` when training alone)."""
+        if self.loss_sum is None:
+            return self
+        seen = torch.tensor(float(self.seen), dtype=torch.float64, device=self.loss_sum.device)
+        local = torch.stack([self.loss_sum.double(), self.correct.double(), seen])
+        total = sum_across_ranks(local)
+        if total is local:
+            return self
+        return EpochTally(self.batches, int(total[2]), self.skipped, total[0].float(), total[1].long(),
+                          self.first_nonfinite)
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         batch_loss = loss.detach().float() * labels.numel()
@@ -118,7 +138,7 @@ def train_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
         now = time.perf_counter()
         if progress is not None and now - last_refresh >= REFRESH_S:
             last_refresh = now
-            tally.raise_if_nonfinite()
+            tally.raise_if_nonfinite(across_ranks=False)  # only the main process reports progress
             progress(tally.batches, tally.loss, tally.accuracy, (tally.seen - seen_before) / (now - start))
     tally.raise_if_nonfinite()
     if not tally.seen:

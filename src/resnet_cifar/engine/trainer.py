@@ -1,6 +1,7 @@
 """``train(config)``: build everything a run needs, train epoch by epoch, keep the results in the run folder."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ..data import ImageSet, load_dataset, split_validation
+from ..data.imageset import balanced_split
 from ..data.loader import NO_AUGMENT, Augment, BatchLoader
 from ..errors import ResnetCifarError
 from ..log import notice
@@ -23,6 +25,8 @@ from .callbacks import Callback, ConsoleLog, CsvLog, CurvesPlot, TensorBoardLog,
 from .checkpoint import clean_state_dict, export_model, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .device import resolve_amp, resolve_device
+from .distributed import (World, barrier, convert_sync_batchnorm, device_of_rank, max_across_ranks, process_group,
+                          sum_across_ranks, world_from_environment)
 from .ema import EMA
 from .interrupt import StopRequests, TrainingInterrupted
 from .io import atomic_write_json
@@ -30,6 +34,11 @@ from .loop import EVAL_BATCH_SIZE, EpochTally, NonFiniteLoss, predict_batches, t
 from .optim import build_optimizer, build_scheduler
 from .runfolder import RunLock, default_run_folder, environment, prepare_new_run
 from .trained import model_info
+
+# With several processes a stop signal is acted on at the same step everywhere: the ranks compare notes
+# every STOP_CHECK_EVERY steps (one small collective, not one per step).
+STOP_CHECK_EVERY = 20
+
 
 class _StopRequested(Exception):
     """Raised inside the training loop when a signal asked training to stop."""
@@ -53,6 +62,8 @@ def load_splits(config: TrainConfig) -> Splits:
     val = None
     if config.val_split:
         train, val = split_validation(train, config.val_split, config.seed)
+    if config.train_subset and config.train_subset < len(train):
+        train = balanced_split(train, config.train_subset, config.seed, "--train-subset")[1]
     return Splits(train, val, test)
 
 
@@ -70,42 +81,72 @@ def set_determinism(config: TrainConfig, device: torch.device) -> None:
 class Run:
     """A training run: model, optimizer, schedule, EMA and data loaders, built from one ``TrainConfig``."""
 
-    def __init__(self, config: TrainConfig, folder: Path, stop: StopRequests, quiet: bool = False) -> None:
-        self.config, self.folder, self.stop = config, folder, stop
-        self.device = resolve_device(config.device)
+    def __init__(self, config: TrainConfig, folder: Path, stop: StopRequests, quiet: bool = False,
+                 world: World = World()) -> None:
+        self.config, self.folder, self.stop, self.world = config, folder, stop, world
+        self.device = device_of_rank(resolve_device(config.device), world)
         self.amp_dtype = resolve_amp(config.amp, self.device)
         set_determinism(config, self.device)
-        self.data = load_splits(config)
+        if world.distributed and config.skip_nonfinite:
+            raise ResnetCifarError("--skip-nonfinite works in one process only: the ranks would skip different "
+                                   "batches and drift apart")
+        self.data = self._load_splits()
         self.mean, self.std = self.data.train.channel_stats()
         torch.manual_seed(config.seed)
         self.model = create_model(config.model, num_classes=len(self.data.train.class_names),
                                   **config.model_options).to(self.device)
+        if config.sync_bn and world.distributed:
+            self.model = convert_sync_batchnorm(self.model, self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         augment = Augment(config.crop_padding, True, config.cutout) if config.augment else NO_AUGMENT
         self.train_loader = self._loader(self.data.train, config.batch_size, shuffle=True, augment=augment)
-        self.eval_loaders = {split: self._loader(data, EVAL_BATCH_SIZE)
+        # Each rank evaluates its own slice of the evaluation images; the sums are added up across ranks.
+        self.eval_loaders = {split: self._loader(self._shard(data), EVAL_BATCH_SIZE)
                              for split, data in (("val", self.data.val), ("test", self.data.test)) if data is not None}
         self.optimizer = build_optimizer(config, self.model)
         self.scheduler = build_scheduler(config, self.optimizer, len(self.train_loader))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.ema = EMA(self.model, config.ema_decay) if config.ema else None
-        self.network: nn.Module = torch.compile(self.model) if config.compile else self.model
+        self.network: nn.Module = self.model
+        if world.distributed:
+            self.network = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if config.compile:
+            self.network = torch.compile(self.network)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.history: list[dict[str, Any]] = []
         self.epoch = 0  # finished epochs
         self.tally: EpochTally | None = None  # the epoch in progress, when stopped part-way
         self.best_val_acc = -1.0
-        self.console = ConsoleLog(config.epochs, quiet)
-        self.callbacks: list[Callback] = [self.console, CsvLog(folder / "metrics.csv"), CurvesPlot(folder / "curves.png")]
-        if tensorboard_available():
-            self.callbacks.append(TensorBoardLog(folder))
+        self.stop_signal: int | None = None  # the signal every rank agreed to stop for
+        self.console = ConsoleLog(config.epochs, quiet or not world.is_main)
+        self.callbacks: list[Callback] = [self.console]
+        if world.is_main:
+            self.callbacks += [CsvLog(folder / "metrics.csv"), CurvesPlot(folder / "curves.png")]
+            if tensorboard_available():
+                self.callbacks.append(TensorBoardLog(folder))
+
+    def _load_splits(self) -> Splits:
+        """The data; with several processes the main one reads (and downloads) it first, then the others."""
+        if not self.world.is_main:
+            barrier()
+        data = load_splits(self.config)
+        if self.world.is_main:
+            barrier()
+        return data
+
+    def _shard(self, data: ImageSet) -> ImageSet:
+        """This rank's contiguous slice of ``data`` (all of it in one process)."""
+        n, rank, size = len(data), self.world.rank, self.world.world_size
+        return data.subset(torch.arange(n * rank // size, n * (rank + 1) // size))
 
     def _loader(self, data: ImageSet, batch_size: int, shuffle: bool = False, augment: Augment = NO_AUGMENT,
                 ) -> BatchLoader:
+        ranks = {"rank": self.world.rank, "world_size": self.world.world_size} if shuffle else {}
         return BatchLoader(data, batch_size, device=self.device, mean=self.mean, std=self.std, shuffle=shuffle,
                            augment=augment, seed=self.config.seed, drop_last=shuffle,
-                           channels_last=self.config.channels_last)
+                           channels_last=self.config.channels_last, **ranks)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -137,7 +178,7 @@ class Run:
         """Everything needed to continue exactly where the run stands, mid-epoch included."""
         return {
             "config": self.config.to_dict(), "epoch": self.epoch, "model": clean_state_dict(self.model.state_dict()),
-            "tally": self.tally.state_dict() if self.tally is not None else None,
+            "tally": self.tally.reduced().state_dict() if self.tally is not None else None,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": {"torch": torch.get_rng_state(),
@@ -158,6 +199,25 @@ class Run:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.epoch, self.history, self.best_val_acc = state["epoch"], state["history"], state["best_val_acc"]
         self.tally = EpochTally.from_state(state["tally"], self.device) if state["tally"] else None
+        if self.tally is not None and not self.world.is_main:  # the saved sums are every rank's: count them once
+            self.tally.seen, self.tally.loss_sum, self.tally.correct = 0, torch.zeros((), device=self.device), \
+                torch.zeros((), dtype=torch.long, device=self.device)
+
+    def checkpoint(self, name: str = "last.pt") -> None:
+        """Save the run's state (every rank takes part in gathering it; the main one writes it)."""
+        state = self.state()
+        if self.world.is_main:
+            save_checkpoint(self.folder / name, state)
+
+    def stop_requested(self, boundary: bool = False) -> bool:
+        """Whether a signal asked to stop; with several processes, checked by all together every
+        ``STOP_CHECK_EVERY`` steps and at epoch ends (``boundary``), so that they stop at the same step."""
+        if not self.world.distributed:
+            self.stop_signal = self.stop.signal
+        elif boundary or self.global_batch % STOP_CHECK_EVERY == 0:
+            local = torch.tensor(self.stop.signal or 0, device=self.device)
+            self.stop_signal = int(max_across_ranks(local)) or None
+        return self.stop_signal is not None
 
     def after_step(self) -> None:
         if not isinstance(self.scheduler, ReduceLROnPlateau):
@@ -165,18 +225,22 @@ class Run:
         if self.ema is not None:
             self.ema.update(self.model)
         every = self.config.checkpoint_every
-        if self.stop.signal is not None:
+        if self.stop_requested():
             self.tally.raise_if_nonfinite()
             raise _StopRequested
         if every and self.global_batch % every == 0 and self.tally.batches < len(self.train_loader):
             self.tally.raise_if_nonfinite()  # never save weights that a NaN step has touched
-            save_checkpoint(self.folder / "last.pt", self.state())
+            self.checkpoint()
         faults.after_batch(self.global_batch)
 
     def evaluate(self, split: str) -> tuple[float, float]:
-        """(loss, accuracy) of the evaluated weights on ``split`` (val or test), in float32."""
+        """(loss, accuracy) of the evaluated weights on ``split`` (val or test), in float32, over every rank."""
         predictions = predict_batches(self.eval_model, self.eval_loaders[split].epoch())
-        return predictions.loss, predictions.accuracy
+        count = len(predictions.labels)
+        sums = torch.tensor([predictions.loss * count, predictions.correct, count], dtype=torch.float64,
+                            device=self.device)
+        loss_sum, correct, count = sum_across_ranks(sums).tolist()
+        return loss_sum / count, correct / count
 
     def _batches(self, start: int):
         first = self.epoch * len(self.train_loader) + start
@@ -196,6 +260,7 @@ class Run:
                             progress=lambda *p: self.console.progress(*p, lr=self.lr))
         self.epoch += 1
         self.tally = None
+        tally = tally.reduced()
         row: dict[str, Any] = {"epoch": self.epoch, "train_loss": tally.loss, "train_acc": tally.accuracy}
         for split in self.eval_loaders:
             row[f"{split}_loss"], row[f"{split}_acc"] = self.evaluate(split)
@@ -214,10 +279,11 @@ class Run:
         if improved:
             self.best_val_acc = row["val_acc"]
         state = self.state()
-        save_checkpoint(self.folder / "last.pt", state)
-        if improved:
-            save_checkpoint(self.folder / "best.pt", state)
-        export_model(self.folder, self.eval_model.state_dict(), self.info())
+        if self.world.is_main:
+            save_checkpoint(self.folder / "last.pt", state)
+            if improved:
+                save_checkpoint(self.folder / "best.pt", state)
+            export_model(self.folder, self.eval_model.state_dict(), self.info())
         for callback in self.callbacks:
             callback.on_epoch_end(row, self.history)
 
@@ -233,22 +299,31 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     ``stop_after`` ends this call after that many epochs, leaving the run resumable with the same schedule;
     ``overwrite`` replaces a run already in ``config.out``. Ctrl-C/SIGTERM save a checkpoint and raise
     ``TrainingInterrupted``; a non-finite loss raises ``ResnetCifarError`` (see ``--skip-nonfinite``).
+    Started by ``torchrun`` with several processes, it trains with DistributedDataParallel: ``batch_size``
+    is then the batch of all processes together, and only rank 0 prints and writes files.
     """
     if resume is None and config is None:
         raise ResnetCifarError("give a TrainConfig, or a run folder to resume")
+    state = None
     if resume is not None:
         folder = Path(resume)
         if not (folder / "last.pt").is_file():
             raise ResnetCifarError(f"{folder} holds no last.pt to resume from")
+        state = load_checkpoint(folder / "last.pt")
+        config = TrainConfig.from_dict(state["config"])
     else:
         folder = Path(config.out or default_run_folder(config.model, config.dataset))
-        resolve_amp(config.amp, resolve_device(config.device))  # refuse a missing device before touching disk
+    world = world_from_environment()
+    device = device_of_rank(resolve_device(config.device), world)
+    resolve_amp(config.amp, device)  # refuse a missing device before touching disk
+    quiet = quiet or not world.is_main
     created = not folder.exists()
-    with RunLock(folder), StopRequests() as stop:
+    lock = RunLock(folder) if world.is_main else contextlib.nullcontext()
+    with process_group(world, device), lock, StopRequests() as stop:
         try:
-            run = _start_run(folder, config, resume is not None, overwrite, stop, quiet)
+            run = _start_run(folder, config, state, overwrite, stop, quiet, world)
         except BaseException:
-            if created:  # leave no empty folder behind when the set-up fails
+            if created and world.is_main:  # leave no empty folder behind when the set-up fails
                 shutil.rmtree(folder, ignore_errors=True)
             raise
         try:
@@ -261,20 +336,19 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     return folder
 
 
-def _start_run(folder: Path, config: TrainConfig | None, resume: bool, overwrite: bool, stop: StopRequests,
-               quiet: bool) -> Run:
-    """Build the run (restored from ``last.pt`` when resuming) and record its settings in ``config.json``."""
-    state = None
-    if resume:
-        state = load_checkpoint(folder / "last.pt")
-        config = TrainConfig.from_dict(state["config"])
-    else:
+def _start_run(folder: Path, config: TrainConfig, state: dict[str, Any] | None, overwrite: bool,
+               stop: StopRequests, quiet: bool, world: World) -> Run:
+    """Build the run (restored from ``state`` when resuming) and record its settings in ``config.json``."""
+    if state is None and world.is_main:
         prepare_new_run(folder, overwrite)
-    run = Run(config, folder, stop, quiet)
+    run = Run(config, folder, stop, quiet, world)
     if state is not None:
         run.restore(state)
-        notice(f"resuming {folder} from {run.position()} of {config.epochs} epochs")
-    atomic_write_json(folder / "config.json", {**config.to_dict(), "environment": environment(run.device)})
+        if not quiet:
+            notice(f"resuming {folder} from {run.position()} of {config.epochs} epochs")
+    if world.is_main:
+        atomic_write_json(folder / "config.json", {**config.to_dict(), "environment": environment(run.device),
+                                                   "processes": world.world_size})
     return run
 
 
@@ -284,7 +358,7 @@ def _train_epochs(run: Run, stop_after: int | None) -> None:
         try:
             row = run.run_epoch()
         except _StopRequested:
-            save_checkpoint(run.folder / "last.pt", run.state())
+            run.checkpoint()
             raise _interrupted(run) from None
         except NonFiniteLoss as error:
             last = run.folder / "last.pt"
@@ -295,11 +369,11 @@ def _train_epochs(run: Run, stop_after: int | None) -> None:
                 f"--skip-nonfinite") from None
         run.save(row)
         done_here += 1
-        if run.stop.signal is not None and run.epoch < run.config.epochs:
+        if run.stop_requested(boundary=True) and run.epoch < run.config.epochs:
             raise _interrupted(run)
 
 
 def _interrupted(run: Run) -> TrainingInterrupted:
     """The error that ends a run stopped by a signal, after its checkpoint is saved."""
-    return TrainingInterrupted(f"stopped by {signal.Signals(run.stop.signal).name} at {run.position()}, checkpoint "
-                               f"saved; continue with: resnet-cifar train --resume {run.folder}", run.stop.signal)
+    return TrainingInterrupted(f"stopped by {signal.Signals(run.stop_signal).name} at {run.position()}, checkpoint "
+                               f"saved; continue with: resnet-cifar train --resume {run.folder}", run.stop_signal)

@@ -6,13 +6,13 @@ import copy
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
+_PAIRS = (("conv", "bn"), ("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """An eval-mode copy of ``model`` with every BatchNorm folded into the convolution before it.
 
-    Covers the stem and blocks (``convN``/``bnN`` pairs) and projection shortcuts (``Sequential(conv, bn)``);
+    Covers the stem and blocks (``convN``/``bnN`` and ``conv``/``bn`` pairs) and projection shortcuts (``Sequential(conv, bn)``);
     the outputs match the unfolded model in eval mode up to float rounding.
     """
     folded = copy.deepcopy(model).eval()

@@ -6,9 +6,9 @@ import inspect
 from typing import Callable
 
 from ..errors import ResnetCifarError
-from .resnet import ResNet
+from torch import nn
 
-Builder = Callable[..., ResNet]
+Builder = Callable[..., nn.Module]
 _REGISTRY: dict[str, Builder] = {}
 
 
@@ -33,7 +33,7 @@ def model_description(name: str) -> str:
     return (_builder(name).__doc__ or "").strip().splitlines()[0]
 
 
-def create_model(name: str, num_classes: int = 10, **options: object) -> ResNet:
+def create_model(name: str, num_classes: int = 10, **options: object) -> nn.Module:
     """Build the registered model ``name`` with ``num_classes`` outputs; ``options`` go to its builder.
 
     Raises ``ResnetCifarError`` for an unknown name or an option the model does not take.

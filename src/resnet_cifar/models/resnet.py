@@ -85,6 +85,10 @@ class ResNet(nn.Module):
         """The stages ``layer1 .. layerN`` in order."""
         return [getattr(self, f"layer{i + 1}") for i in range(self.num_stages)]
 
+    def stage_outputs(self) -> list[tuple[str, nn.Module]]:
+        """Where ``summary`` reports shapes: after the stem, after each stage, and of the logits."""
+        return [("stem", self.maxpool)] + [(f"layer{i + 1}", s) for i, s in enumerate(self.stages())] + [("fc", self.fc)]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The feature map after the last stage, before pooling."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

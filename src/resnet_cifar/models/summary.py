@@ -9,7 +9,6 @@ from torchinfo import ModelStatistics, summary
 from torchinfo.enums import Units
 
 from ..errors import ResnetCifarError
-from .resnet import ResNet
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -17,10 +16,10 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def stage_shapes(model: ResNet, input_size: tuple[int, int, int]) -> list[tuple[str, tuple[int, ...]]]:
-    """Shapes ``(name, (1, C, H, W))`` after the stem, after each stage, and of the logits, for one input."""
-    points = [("stem", model.maxpool)] + [(f"layer{i + 1}", s) for i, s in enumerate(model.stages())]
-    points.append(("fc", model.fc))
+def stage_shapes(model: nn.Module, input_size: tuple[int, int, int]) -> list[tuple[str, tuple[int, ...]]]:
+    """Shapes ``(name, (1, C, H, W))`` at each of the model's ``stage_outputs()`` (for a ResNet: after the stem,
+    after each stage, and of the logits), for one input."""
+    points = model.stage_outputs()
     shapes: list[tuple[str, tuple[int, ...]]] = []
     hooks = [module.register_forward_hook(
         lambda _m, _i, out, name=name: shapes.append((name, tuple(out.shape)))) for name, module in points]
@@ -35,13 +34,13 @@ def stage_shapes(model: ResNet, input_size: tuple[int, int, int]) -> list[tuple[
     return shapes
 
 
-def layer_table(model: ResNet, input_size: tuple[int, int, int], depth: int = 3) -> ModelStatistics:
+def layer_table(model: nn.Module, input_size: tuple[int, int, int], depth: int = 3) -> ModelStatistics:
     """torchinfo's per-layer table (output shapes, parameters, multiply-accumulates) for a batch of one."""
     return summary(model, input_size=(1, *input_size), depth=depth, verbose=0, device="cpu",
                    col_names=("output_size", "num_params", "mult_adds"), row_settings=("var_names",))
 
 
-def summary_text(model: ResNet, input_size: tuple[int, int, int], depth: int = 3) -> str:
+def summary_text(model: nn.Module, input_size: tuple[int, int, int], depth: int = 3) -> str:
     """The per-layer table followed by the shape after the stem and each stage, ready to print."""
     shapes = stage_shapes(model, input_size)
     # torchinfo 1.8 prints its unit enum as "(Units.MEGABYTES)" on Python >= 3.11; show its value instead.

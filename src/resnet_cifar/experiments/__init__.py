@@ -1,0 +1,1 @@
+"""Experiments made of several training runs: the degradation figure, the paper's CIFAR table, model comparisons."""

@@ -1,0 +1,48 @@
+"""``experiment compare``: any registered models trained with one recipe, side by side (accuracy, size, cost, time)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..engine.recipes import recipe_config
+from ..errors import ResnetCifarError
+from ..models import create_model, model_description
+from ..models.summary import count_parameters, layer_table
+from .figures import plot_comparison
+from .report import markdown_table, minutes, percent, write_results
+from .runner import Finished, run_all
+
+
+def compare(models: Sequence[str], *, recipe: str = "default", out: str | Path = "experiments/compare",
+            quiet: bool = False, **settings: Any) -> list[Finished]:
+    """Train each model with recipe ``recipe`` (``settings`` override it); tabulate and plot them in ``out``."""
+    if len(set(models)) != len(models):
+        raise ResnetCifarError("a model is listed twice: give each model once")
+    out = Path(out)
+    runs = run_all({name: recipe_config(recipe, **{**settings, "model": name}) for name in models}, out, quiet=quiet)
+    rows, data, sizes = [], [], []
+    for run in runs:
+        model = create_model(run.config.model)
+        params = count_parameters(model)
+        macs = layer_table(model, (3, run.config.image_size, run.config.image_size), depth=1).total_mult_adds
+        accuracy = run.final["test_acc"]
+        per_epoch = run.train_seconds / len(run.history)
+        kind = "baseline" if "baseline" in model_description(run.name) else (
+            "plain" if run.name.startswith("plain") else "residual")
+        rows.append([run.name, kind, f"{params:,}", f"{macs / 1e6:,.1f}", percent(accuracy), minutes(run.train_seconds),
+                     f"{per_epoch:.1f}"])
+        data.append({"model": run.name, "kind": kind, "parameters": params, "macs": macs, "test_acc": accuracy,
+                     "train_seconds": run.train_seconds, "epochs": len(run.history)})
+        sizes.append(params)
+    plot_comparison(runs, sizes, out / "comparison.png")
+    table = markdown_table(["model", "kind", "parameters", "MMACs", "test accuracy %", "training minutes",
+                            "s / epoch"], rows)
+    config = runs[0].config
+    settings_text = (f"Settings: recipe {recipe}, {config.dataset}, "
+                     f"{config.train_subset or 'all'} training images, {config.epochs} epochs, batch "
+                     f"{config.batch_size}, seed {config.seed}. MMACs: millions of multiply-accumulates per image. "
+                     f"Figure: comparison.png.")
+    write_results(out, "Model comparison", table, {"recipe": recipe, "runs": data}, settings_text)
+    if not quiet:
+        print(f"\n{table}\n\nfigure and tables: {out}")
+    return runs

@@ -1,0 +1,75 @@
+"""``experiment degradation``: plain nets get worse with depth, residual nets get better (He et al. 2015, fig. 6)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import ResnetCifarError
+from ..models import create_model, list_models
+from ..models.summary import count_parameters
+from .figures import plot_degradation
+from .paper_schedule import paper_config
+from .report import markdown_table, minutes, percent, write_results
+from .runner import Finished, run_all
+
+
+def degradation(depths: Sequence[int] = (20, 56), *, epochs: int = 30, out: str | Path = "experiments/degradation",
+                quiet: bool = False, **settings: Any) -> list[Finished]:
+    """Train plain-D and ResNet-D for each depth D with the paper's recipe and the same seed; draw and tabulate.
+
+    ``settings`` are ``TrainConfig`` fields shared by every run (dataset, data_dir, train_subset, seed, ...).
+    Writes ``degradation.png``, ``results.md`` and ``results.json`` in ``out``; returns the finished runs.
+    """
+    depths = sorted(set(depths))
+    names = [f"{kind}{depth}" for kind in ("plain", "resnet") for depth in depths]
+    missing = [name for name in names if name not in list_models()]
+    if missing:
+        raise ResnetCifarError(f"no model {', '.join(missing)}: the paper's CIFAR depths are 20, 32, 44, 56 and 110")
+    out = Path(out)
+    runs = run_all({name: paper_config(name, epochs, **settings) for name in names}, out, quiet=quiet)
+    plain, residual = runs[:len(depths)], runs[len(depths):]
+    plot_degradation(plain, residual, out / "degradation.png")
+    table, data = _results(runs)
+    verdict = _verdict(plain, residual)
+    write_results(out, "Degradation: plain against residual networks", table, {"runs": data, "verdict": verdict},
+                  f"{verdict}\n\nSettings: {_settings_line(runs[0])}. Training error is measured on the augmented "
+                  f"training batches during each epoch, test error after it. Figure: degradation.png.")
+    if not quiet:
+        print(f"\n{table}\n\n{verdict}\nfigure and tables: {out}")
+    return runs
+
+
+def _results(runs: Sequence[Finished]) -> tuple[str, list[dict[str, Any]]]:
+    rows, data = [], []
+    for run in runs:
+        params = count_parameters(create_model(run.config.model))
+        train_error, test_error = 1 - run.final["train_acc"], 1 - run.final["test_acc"]
+        rows.append([run.name, f"{params:,}", percent(train_error), percent(test_error), minutes(run.train_seconds)])
+        data.append({"model": run.name, "parameters": params, "train_error": train_error, "test_error": test_error,
+                     "train_seconds": run.train_seconds, "epochs": run.config.epochs})
+    headers = ["model", "parameters", "training error %", "test error %", "training minutes"]
+    return markdown_table(headers, rows), data
+
+
+def _verdict(plain: Sequence[Finished], residual: Sequence[Finished]) -> str:
+    """Whether the deepest plain net ends with a higher training error than the shallowest, and the reverse for
+    residual nets (the paper's claim), in words."""
+    if len(plain) < 2:
+        return "One depth only: nothing to compare."
+    sentences = []
+    for runs, expected in ((plain, "higher"), (residual, "lower")):
+        shallow, deep = runs[0], runs[-1]
+        shallow_error, deep_error = 1 - shallow.final["train_acc"], 1 - deep.final["train_acc"]
+        found = "higher" if deep_error > shallow_error else "lower" if deep_error < shallow_error else "equal"
+        agrees = "as the paper reports" if found == expected else f"the paper reports {expected}"
+        sentences.append(f"{deep.name} ends with a {found} training error than {shallow.name} "
+                         f"({percent(deep_error)}% against {percent(shallow_error)}%): {agrees}.")
+    return " ".join(sentences)
+
+
+def _settings_line(run: Finished) -> str:
+    config = run.config
+    subset = f"{config.train_subset} training images" if config.train_subset else "all training images"
+    return (f"{config.dataset}, {subset}, {config.epochs} epochs, SGD lr {config.lr} momentum {config.momentum} "
+            f"weight decay {config.weight_decay}, batch {config.batch_size}, lr x{config.gamma} at epochs "
+            f"{config.milestones or 'none'}, seed {config.seed}, amp {config.amp}")

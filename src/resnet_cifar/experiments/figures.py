@@ -1,0 +1,50 @@
+"""Figures of the experiments: the degradation plot (the paper's figure 1/6) and the model comparison."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+
+from ..plots import save_figure
+from .runner import Finished
+
+
+def plot_degradation(plain: Sequence[Finished], residual: Sequence[Finished], path: Path) -> None:
+    """Training error (thin, dashed) and test error (bold) against epoch: plain nets left, residual nets right."""
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    colours = plt.get_cmap("viridis")
+    for axis, runs, title in ((axes[0], plain, "plain networks"), (axes[1], residual, "residual networks")):
+        for index, run in enumerate(runs):
+            colour = colours(index / max(1, len(runs) - 1) * 0.85)
+            epochs = [row["epoch"] for row in run.history]
+            axis.plot(epochs, [100 * (1 - row["train_acc"]) for row in run.history], color=colour, linewidth=1,
+                      linestyle="--")
+            axis.plot(epochs, [100 * (1 - row["test_acc"]) for row in run.history], color=colour, linewidth=2.5,
+                      label=run.name)
+        axis.set_title(f"{title}: test error (bold), training error (dashed)")
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
+        axis.legend()
+    axes[0].set_ylabel("error (%)")
+    save_figure(figure, path)
+
+
+def plot_comparison(runs: Sequence[Finished], parameters: Sequence[int], path: Path) -> None:
+    """Test accuracy against epoch for each model, and final test accuracy against parameters."""
+    figure, (curve_ax, size_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for run, count in zip(runs, parameters):
+        epochs = [row["epoch"] for row in run.history]
+        line, = curve_ax.plot(epochs, [100 * row["test_acc"] for row in run.history], marker=".", label=run.name)
+        size_ax.scatter([count], [100 * run.final["test_acc"]], color=line.get_color())
+        size_ax.annotate(run.name, (count, 100 * run.final["test_acc"]), textcoords="offset points", xytext=(4, 4),
+                         fontsize=8)
+    curve_ax.set(title="test accuracy", xlabel="epoch", ylabel="accuracy (%)")
+    size_ax.set(title="final test accuracy against size", xlabel="parameters", ylabel="accuracy (%)", xscale="log")
+    curve_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    curve_ax.legend()
+    for axis in (curve_ax, size_ax):
+        axis.grid(alpha=0.3)
+    save_figure(figure, path)

@@ -1,0 +1,64 @@
+"""Train a list of configurations into sub-folders of one experiment folder, resuming whatever is unfinished."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from ..errors import ResnetCifarError
+from ..log import notice
+from ..engine.checkpoint import load_checkpoint
+from ..engine.config import TrainConfig
+from ..engine.trainer import train
+
+
+@dataclasses.dataclass
+class Finished:
+    """One finished run of an experiment: its settings, per-epoch metrics and folder."""
+
+    name: str
+    config: TrainConfig
+    history: list[dict[str, Any]]
+    folder: Path
+
+    @property
+    def final(self) -> dict[str, Any]:
+        """The metrics row of the last epoch."""
+        return self.history[-1]
+
+    @property
+    def train_seconds(self) -> float:
+        return float(self.final["elapsed_seconds"])
+
+
+def run_all(configs: dict[str, TrainConfig], out: Path, *, quiet: bool = False) -> list[Finished]:
+    """Train each ``configs[name]`` in ``out/name`` (skipping finished runs, resuming stopped ones), in order.
+
+    A run folder that holds a run with other settings is an error, so an experiment never mixes results.
+    """
+    finished = []
+    for number, (name, config) in enumerate(configs.items(), 1):
+        folder = out / name
+        config = dataclasses.replace(config, out=str(folder))
+        if not quiet:
+            print(f"[{number}/{len(configs)}] {name}: {config.model}, {config.epochs} epochs -> {folder}", flush=True)
+        finished.append(Finished(name, config, _train_or_continue(config, folder, quiet), folder))
+    return finished
+
+
+def _train_or_continue(config: TrainConfig, folder: Path, quiet: bool) -> list[dict[str, Any]]:
+    last = folder / "last.pt"
+    if not last.is_file():
+        train(config, quiet=quiet)
+        return load_checkpoint(last)["history"]
+    state = load_checkpoint(last)
+    saved = TrainConfig.from_dict(state["config"]).to_dict()
+    differing = sorted(key for key, value in config.to_dict().items() if saved.get(key) != value)
+    if differing:
+        raise ResnetCifarError(f"{folder} holds a run with other settings ({', '.join(differing)}): give another "
+                               f"--out, or remove that folder")
+    if state["epoch"] >= config.epochs:
+        notice(f"{folder} is finished already ({config.epochs} epochs): reusing its results")
+        return state["history"]
+    train(resume=folder, quiet=quiet)
+    return load_checkpoint(last)["history"]

@@ -1,0 +1,43 @@
+"""Started by tests/engine/test_distributed.py, alone or under torchrun, in float64 so that one process and
+several agree to rounding: ``ranks`` trains a ``Run`` and saves every rank's weights to OUT/rankR.pt;
+``train`` and ``resume`` call ``train()`` like the command line does."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from resnet_cifar.engine.config import TrainConfig
+from resnet_cifar.engine.distributed import process_group, world_from_environment
+from resnet_cifar.engine.interrupt import StopRequests
+from resnet_cifar.engine.trainer import Run, train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["ranks", "train", "resume"])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--sync-bn", action="store_true")
+    parser.add_argument("--stop-after", type=int)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
+    if args.mode == "resume":
+        train(resume=args.out, quiet=True)
+        return
+    config = TrainConfig(model="resnet20", dataset="cifar10-sample", train_subset=256, batch_size=args.batch_size,
+                         epochs=2, lr=0.05, amp="off", device="cpu", sync_bn=args.sync_bn, seed=3, out=str(args.out))
+    if args.mode == "train":
+        train(config, quiet=True, stop_after=args.stop_after, overwrite=True)
+        return
+    world = world_from_environment()
+    with process_group(world, torch.device("cpu")), StopRequests() as stop:
+        run = Run(config, args.out, stop, quiet=True, world=world)
+        rows = [run.run_epoch() for _ in range(config.epochs)]
+        torch.save({"weights": run.model.state_dict(), "rows": rows}, args.out / f"rank{world.rank}.pt")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The experiments end to end on the bundled sample (tiny runs), and their reports."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from resnet_cifar.cli import main
+from resnet_cifar.engine.config import TrainConfig
+from resnet_cifar.errors import ResnetCifarError
+from resnet_cifar.experiments.compare import compare
+from resnet_cifar.experiments.degradation import _verdict, degradation
+from resnet_cifar.experiments.paper import paper
+from resnet_cifar.experiments.paper_schedule import paper_config, paper_milestones
+from resnet_cifar.experiments.report import markdown_table
+from resnet_cifar.experiments.runner import Finished
+
+TINY = {"dataset": "cifar10-sample", "train_subset": 200, "device": "cpu"}
+
+
+def test_paper_milestones_sit_at_half_and_three_quarters() -> None:
+    assert paper_milestones(164) == [82, 123]
+    assert paper_milestones(2) == [1]
+    assert paper_milestones(1) == []
+    config = paper_config("resnet56", 40)
+    assert (config.lr, config.weight_decay, config.batch_size, config.milestones) == (0.1, 1e-4, 128, [20, 30])
+    assert paper_config("resnet20", 1).schedule == "constant"
+
+
+def test_degradation_draws_tabulates_and_reuses_finished_runs(tmp_path, capsys) -> None:
+    out = tmp_path / "degradation"
+    runs = degradation([20], epochs=1, out=out, quiet=True, **TINY)
+    assert [run.name for run in runs] == ["plain20", "resnet20"]
+    assert all(run.config.train_subset == 200 and run.config.seed == 0 for run in runs)
+    results = json.loads((out / "results.json").read_text())
+    assert [r["model"] for r in results["runs"]] == ["plain20", "resnet20"]
+    assert (out / "degradation.png").stat().st_size > 10_000
+    assert "| plain20 " in (out / "results.md").read_text()
+    written = (out / "plain20" / "last.pt").stat().st_mtime_ns
+    degradation([20], epochs=1, out=out, quiet=True, **TINY)
+    assert (out / "plain20" / "last.pt").stat().st_mtime_ns == written  # finished: not trained again
+    assert "finished already" in capsys.readouterr().err
+    with pytest.raises(ResnetCifarError, match="other settings"):
+        degradation([20], epochs=1, out=out, quiet=True, **{**TINY, "seed": 1})
+
+
+def _finished(name: str, final_train_acc: float) -> Finished:
+    return Finished(name, TrainConfig(model=name), [{"epoch": 1, "train_acc": final_train_acc}], Path(name))
+
+
+def test_verdict_compares_the_deepest_with_the_shallowest_net() -> None:
+    agrees = _verdict([_finished("plain20", 0.9), _finished("plain56", 0.8)],
+                      [_finished("resnet20", 0.9), _finished("resnet56", 0.95)])
+    assert agrees.count("as the paper reports") == 2 and "plain56 ends with a higher training error" in agrees
+    disagrees = _verdict([_finished("plain20", 0.8), _finished("plain56", 0.9)],
+                         [_finished("resnet20", 0.9), _finished("resnet56", 0.95)])
+    assert "plain56 ends with a lower training error than plain20 (10.00% against 20.00%): the paper reports " \
+           "higher" in disagrees
+
+
+def test_unknown_depths_are_refused_before_any_training(tmp_path) -> None:
+    with pytest.raises(ResnetCifarError, match="20, 32, 44, 56 and 110"):
+        degradation([21], out=tmp_path)
+    with pytest.raises(ResnetCifarError, match="no resnet18"):
+        paper([18], out=tmp_path)
+
+
+def test_paper_puts_the_published_error_next_to_ours(tmp_path) -> None:
+    paper([20], epochs=2, out=tmp_path, quiet=True, **TINY)
+    table = (tmp_path / "results.md").read_text()
+    assert "| resnet20 |" in table and "8.75" in table and "lr x0.1 at epochs [1]" in table
+    run = json.loads((tmp_path / "results.json").read_text())["runs"][0]
+    assert run["paper_test_error"] == 0.0875 and 0 < run["test_error"] < 1
+
+
+def test_compare_from_the_command_line(tmp_path, capsys) -> None:
+    code = main(["experiment", "compare", "lenet5", "resnet20", "--dataset", "cifar10-sample", "--train-subset",
+                 "200", "--epochs", "1", "--batch-size", "50", "--device", "cpu", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert [(r["model"], r["kind"]) for r in runs] == [("lenet5", "baseline"), ("resnet20", "residual")]
+    assert runs[0]["parameters"] == 62_006 and runs[1]["macs"] > 40e6 > runs[0]["macs"]
+    assert (tmp_path / "comparison.png").is_file()
+    assert main(["experiment", "compare", "resnet20", "resnet20", "--out", str(tmp_path / "twice")]) == 2
+    assert "listed twice" in capsys.readouterr().err
+
+
+def test_markdown_table_aligns_columns() -> None:
+    assert markdown_table(["model", "error"], [["a", "1.5"], ["bbbb", "10.25"]]).splitlines() == [
+        "| model | error |", "|-------|------:|", "| a     |   1.5 |", "| bbbb  | 10.25 |"]
