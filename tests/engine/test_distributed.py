@@ -6,8 +6,10 @@ float32 a different summation order flips a few ReLUs near zero and the runs dri
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,25 @@ def test_all_reduce_batchnorm_alone_is_plain_batchnorm() -> None:
     x = torch.randn(8, 3, 32, 32)
     torch.testing.assert_close(synced.train()(x), model.train()(x))
     torch.testing.assert_close(synced.state_dict(), model.state_dict())
+
+
+def test_sigterm_to_torchrun_stops_every_rank_at_one_step_with_a_checkpoint(tmp_path) -> None:
+    folder = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+               "resnet_cifar", "train", "--model", "resnet20", "--dataset", "cifar10-sample", "--epochs", "3",
+               "--batch-size", "20", "--checkpoint-every", "7", "--device", "cpu", "--quiet", "--out", str(folder)]
+    process = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (folder / "last.pt").exists():  # the first checkpoint: every rank is training
+        assert process.poll() is None and time.time() < deadline, process.communicate()[1][-3000:]
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode != 0 and "stopped by SIGTERM" in err, err[-3000:]
+    state = load_checkpoint(folder / "last.pt")
+    step = state["epoch"] * 50 + (state["tally"]["batches"] if state["tally"] else 0)
+    assert step % 20 == 0 or state["tally"] is None, step  # where the ranks compare notes, or an epoch end
+    resumed = subprocess.run([sys.executable, "-m", "resnet_cifar", "train", "--resume", str(folder), "--quiet"],
+                             env=ENV, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [row["epoch"] for row in load_checkpoint(folder / "last.pt")["history"]] == [1, 2, 3]

@@ -247,6 +247,9 @@ class Run:
         for index, (images, labels) in enumerate(self.train_loader.epoch(self.epoch + 1, start), first + 1):
             yield faults.poison(images, index), labels
 
+    def _progress(self, done: int, loss: float, accuracy: float, images_per_s: float) -> None:
+        self.console.progress(done, loss, accuracy, images_per_s, lr=self.lr)
+
     def run_epoch(self) -> dict[str, Any]:
         """Train the next epoch (or the rest of a stopped one), evaluate, and return its metrics row."""
         start = time.perf_counter()
@@ -257,7 +260,7 @@ class Run:
                             criterion=self.criterion, scaler=self.scaler, amp_dtype=self.amp_dtype,
                             tally=self.tally, after_step=self.after_step,
                             skip_nonfinite=self.config.skip_nonfinite,
-                            progress=lambda *p: self.console.progress(*p, lr=self.lr))
+                            progress=self._progress if self.world.is_main else None)
         self.epoch += 1
         self.tally = None
         tally = tally.reduced()
