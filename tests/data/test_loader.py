@@ -23,7 +23,7 @@ def _dataset(n: int = 40) -> ImageSet:
 
 def _crop_and_flip(images: torch.Tensor, padding: int, flip: bool, seed: int) -> torch.Tensor:
     draws = AugmentDraws.draw(len(images), Augment(padding, flip), images.shape[-2:], torch.Generator().manual_seed(seed))
-    return crop_and_flip(images, padding, draws.dy, draws.dx, draws.mirrored)
+    return crop_and_flip(F.pad(images, (padding,) * 4), padding, draws.dy, draws.dx, draws.mirrored)
 
 
 def _offsets_matching(image: torch.Tensor, crop: torch.Tensor, padding: int) -> list[tuple[int, int]]:

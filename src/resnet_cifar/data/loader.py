@@ -69,7 +69,10 @@ class BatchLoader:
         if batch_size % world_size:
             raise ResnetCifarError(f"--batch-size {batch_size} does not split evenly over {world_size} processes: "
                                    f"use a multiple of {world_size}")
-        self.images = data.images.to(device)
+        self.image_hw = data.images.shape[-2:]
+        # Zero-padded once here, so that each batch is cropped straight out of the padded images.
+        pad = augment.crop_padding
+        self.images = F.pad(data.images.to(device), (pad, pad, pad, pad)) if pad else data.images.to(device)
         self.labels = data.labels.to(device)
         self.batch_size = batch_size
         self.device = device
@@ -97,23 +100,25 @@ class BatchLoader:
         n = len(self.labels)
         order = (torch.randperm(n, generator=generator, device=self.device) if self.shuffle
                  else torch.arange(n, device=self.device))
-        draws = AugmentDraws.draw(n, self.augment, self.images.shape[-2:], generator)
+        draws = AugmentDraws.draw(n, self.augment, self.image_hw, generator)
         for index in range(start_batch, len(self)):
             first = index * self.batch_size
             size = min(self.batch_size, n - first)
             lo, hi = first + size * self.rank // self.world_size, first + size * (self.rank + 1) // self.world_size
             batch = order[lo:hi]
-            images = augment_batch(self.images[batch], self.augment, draws[lo:hi])
-            yield self.normalise(images), self.labels[batch]
+            # index_select copies whole rows: on the CPU 15-20x faster than advanced indexing (images[batch]).
+            images = augment_batch(self.images.index_select(0, batch), self.augment, draws[lo:hi])
+            yield self.normalise(images), self.labels.index_select(0, batch)
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, C, H, W) on the device to normalised floats in the loader's memory format."""
-        out = torch.addcmul(self._offset, images.to(self._gain.dtype), self._gain)
+        out = torch.addcmul(self._offset, images, self._gain)  # reads the uint8 pixels directly: no float copy
         return out.contiguous(memory_format=self.memory_format)
 
 
 def augment_batch(images: torch.Tensor, augment: Augment, draws: AugmentDraws) -> torch.Tensor:
-    """Per-image random crop (zero padding), horizontal flip and cutout of a uint8 batch, as ``draws`` chose."""
+    """Per-image random crop, horizontal flip and cutout of a uint8 batch (zero-padded by ``augment.crop_padding``),
+    as ``draws`` chose."""
     if augment.crop_padding or augment.flip:
         images = crop_and_flip(images, augment.crop_padding, draws.dy, draws.dx, draws.mirrored)
     if augment.cutout:
@@ -121,20 +126,21 @@ def augment_batch(images: torch.Tensor, augment: Augment, draws: AugmentDraws) -
     return images
 
 
-def crop_and_flip(images: torch.Tensor, padding: int, dy: torch.Tensor, dx: torch.Tensor,
+def crop_and_flip(padded: torch.Tensor, padding: int, dy: torch.Tensor, dx: torch.Tensor,
                   mirrored: torch.Tensor) -> torch.Tensor:
-    """Crop image i at offset (dy[i], dx[i]) of a copy zero-padded by ``padding``, mirrored where ``mirrored[i]``.
+    """Crop image i of ``padded`` (images zero-padded by ``padding``) at offset (dy[i], dx[i]), back to the
+    unpadded size, mirrored where ``mirrored[i]``.
 
     One gather does both: each output pixel reads its source pixel of the padded image directly (2-3x faster
     on the CPU than a crop followed by a flip).
     """
-    n, c, h, w = images.shape
-    device = images.device
+    n, c, padded_h, padded_w = padded.shape
+    h, w = padded_h - 2 * padding, padded_w - 2 * padding
+    device = padded.device
     column = torch.arange(w, device=device).view(1, 1, w)
     column = torch.where(mirrored.view(n, 1, 1), w - 1 - column, column)
     rows = dy.view(n, 1, 1) + torch.arange(h, device=device).view(1, h, 1)
     source = (rows * (w + 2 * padding) + dx.view(n, 1, 1) + column).view(n, 1, h * w).expand(n, c, h * w)
-    padded = F.pad(images, (padding, padding, padding, padding)) if padding else images
     return padded.reshape(n, c, -1).gather(2, source).view(n, c, h, w)
 
 
