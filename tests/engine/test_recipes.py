@@ -37,6 +37,13 @@ def test_paper_recipe_follows_section_4_2() -> None:
     assert round(config.epochs * steps_per_epoch, -3) == 64_000
 
 
+def test_recipe_milestones_move_with_the_number_of_epochs() -> None:
+    assert recipe_config("paper", epochs=20).milestones == [10, 15]
+    assert _config("--recipe", "paper", "--epochs", "40", "--milestones", "5", "30").milestones == [5, 30]
+    one = recipe_config("paper", epochs=1)
+    assert one.milestones == [] and one.schedule == "constant"
+
+
 @pytest.mark.parametrize("name", list(RECIPES))
 def test_every_recipe_is_a_valid_config(name: str) -> None:
     assert recipe_config(name).recipe == name

@@ -9,7 +9,6 @@ import pytest
 from resnet_cifar.cli import main
 from resnet_cifar.engine.config import TrainConfig
 from resnet_cifar.errors import ResnetCifarError
-from resnet_cifar.experiments.compare import compare
 from resnet_cifar.experiments.degradation import _verdict, degradation
 from resnet_cifar.experiments.paper import paper
 from resnet_cifar.experiments.paper_schedule import paper_config, paper_milestones

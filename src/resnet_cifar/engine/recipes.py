@@ -26,7 +26,18 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 def recipe_config(name: str = "default", **overrides: Any) -> TrainConfig:
-    """The ``TrainConfig`` of recipe ``name`` with ``overrides`` applied on top."""
+    """The ``TrainConfig`` of recipe ``name`` with ``overrides`` applied on top.
+
+    A recipe's learning-rate milestones are fractions of its length: with another ``epochs`` (and no
+    ``milestones`` given) they move with it, e.g. the paper's 91 and 137 of 182 epochs become 10 and 15 of 20.
+    """
     if name not in RECIPES:
         raise ResnetCifarError(f"unknown recipe {name!r}: choose one of {', '.join(RECIPES)}")
-    return TrainConfig(**{**RECIPES[name][1], **overrides, "recipe": name})
+    settings = {**RECIPES[name][1], **overrides, "recipe": name}
+    recipe_epochs = RECIPES[name][1].get("epochs", TrainConfig.epochs)
+    if "epochs" in overrides and "milestones" not in overrides and settings.get("milestones"):
+        settings["milestones"] = sorted({round(m * overrides["epochs"] / recipe_epochs) for m in settings["milestones"]}
+                                        - {0, overrides["epochs"]})
+        if not settings["milestones"] and "schedule" not in overrides:
+            settings["schedule"] = "constant"
+    return TrainConfig(**settings)
