@@ -1,5 +1,6 @@
 """The model zoo: ``create_model(name, num_classes=10, **options)`` and ``list_models()``."""
-from . import baselines, zoo  # noqa: F401  (registers every named model)
+from . import zoo  # noqa: F401  (registers every named model)
+from . import baselines  # noqa: F401, I001  (after the ResNets, so that list_models() shows them last)
 from .blocks import BasicBlock, Bottleneck, ZeroPadShortcut
 from .registry import create_model, list_models, model_description, model_options, register_model
 from .resnet import ResNet
