@@ -111,3 +111,11 @@ def test_plateau_adam_and_no_augmentation_recipe_runs(tmp_path) -> None:
 def test_unknown_model_is_refused_before_any_work(tmp_path) -> None:
     with pytest.raises(ResnetCifarError, match="unknown model"):
         train(_config(tmp_path / "x", model="resnet19"), quiet=True)
+
+
+def test_sync_bn_in_one_process_trains_plain_batchnorm_and_says_so(tmp_path, capsys) -> None:
+    config = TrainConfig(model="resnet20", dataset="cifar10-sample", train_subset=100, epochs=1, batch_size=50,
+                         device="cpu", sync_bn=True, out=str(tmp_path / "run"))
+    folder = train(config, quiet=False)
+    assert "--sync-bn has nothing to synchronise in one process" in capsys.readouterr().err
+    assert load_checkpoint(folder / "last.pt")["model"].keys() == create_model("resnet20").state_dict().keys()

@@ -97,6 +97,8 @@ class Run:
                                   **config.model_options).to(self.device)
         if config.sync_bn and world.distributed:
             self.model = convert_sync_batchnorm(self.model, self.device)
+        elif config.sync_bn and not quiet:
+            notice("--sync-bn has nothing to synchronise in one process: start several with torchrun")
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         augment = Augment(config.crop_padding, True, config.cutout) if config.augment else NO_AUGMENT
