@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..errors import ResnetCifarError
-from ..models import ResNet, create_model
+from ..models import create_model
 from .checkpoint import read_model_files
 
 
@@ -16,7 +17,7 @@ from .checkpoint import read_model_files
 class TrainedModel:
     """A model in eval mode and the preprocessing it was trained with (from ``model.json``)."""
 
-    model: ResNet
+    model: nn.Module
     info: dict[str, Any]
 
     @property
