@@ -11,20 +11,30 @@ from resnet_cifar.engine.config import TrainConfig
 from resnet_cifar.errors import ResnetCifarError
 from resnet_cifar.experiments.degradation import _verdict, degradation
 from resnet_cifar.experiments.paper import paper
-from resnet_cifar.experiments.paper_schedule import paper_config, paper_milestones
-from resnet_cifar.experiments.report import markdown_table
+from resnet_cifar.experiments.paper_schedule import paper_config
+from resnet_cifar.experiments.report import markdown_table, settings_line
 from resnet_cifar.experiments.runner import Finished
 
 TINY = {"dataset": "cifar10-sample", "train_subset": 200, "device": "cpu"}
 
 
 def test_paper_milestones_sit_at_half_and_three_quarters() -> None:
-    assert paper_milestones(164) == [82, 123]
-    assert paper_milestones(2) == [1]
-    assert paper_milestones(1) == []
+    assert paper_config("resnet20").milestones == [82, 123]
+    assert paper_config("resnet20", 2).milestones == [1]
+    assert paper_config("resnet20", 1).milestones == []
     config = paper_config("resnet56", 40)
     assert (config.lr, config.weight_decay, config.batch_size, config.milestones) == (0.1, 1e-4, 128, [20, 30])
     assert paper_config("resnet20", 1).schedule == "constant"
+    assert config.val_split == 0 and paper_config("resnet20", val_split=5000).val_split == 5000
+
+
+def test_settings_line_names_what_the_runs_share() -> None:
+    line = settings_line(paper_config("resnet56", 40, train_subset=1000, val_split=500))
+    for part in ("recipe paper", "1000 training images (500 held out", "40 epochs", "batch 128", "SGD lr 0.1 momentum 0.9",
+                 "lr x0.1 at epochs [20, 30]", "seed 0"):
+        assert part in line
+    adam = settings_line(TrainConfig(optimizer="adam", lr=1e-3, schedule="cosine"))
+    assert "ADAM lr 0.001 weight decay" in adam and "momentum" not in adam and "cosine schedule" in adam
 
 
 def test_degradation_draws_tabulates_and_reuses_finished_runs(tmp_path, capsys) -> None:

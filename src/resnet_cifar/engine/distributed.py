@@ -74,22 +74,23 @@ def _active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def sum_across_ranks(values: torch.Tensor) -> torch.Tensor:
-    """The element-wise sum of ``values`` over every process (a copy; ``values`` itself when alone)."""
+def _reduced_copy(values: torch.Tensor, op: dist.ReduceOp.RedOpType) -> torch.Tensor:
+    """``values`` reduced element-wise with ``op`` over every process (a copy; ``values`` itself when alone)."""
     if not _active():
         return values
-    total = values.clone()
-    dist.all_reduce(total)
-    return total
+    reduced = values.clone()
+    dist.all_reduce(reduced, op=op)
+    return reduced
+
+
+def sum_across_ranks(values: torch.Tensor) -> torch.Tensor:
+    """The element-wise sum of ``values`` over every process."""
+    return _reduced_copy(values, dist.ReduceOp.SUM)
 
 
 def max_across_ranks(values: torch.Tensor) -> torch.Tensor:
     """The element-wise maximum of ``values`` over every process."""
-    if not _active():
-        return values
-    peak = values.clone()
-    dist.all_reduce(peak, op=dist.ReduceOp.MAX)
-    return peak
+    return _reduced_copy(values, dist.ReduceOp.MAX)
 
 
 def barrier() -> None:

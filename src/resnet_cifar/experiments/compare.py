@@ -9,7 +9,7 @@ from ..errors import ResnetCifarError
 from ..models import create_model, model_description
 from ..models.summary import count_parameters, layer_table
 from .figures import plot_comparison
-from .report import markdown_table, minutes, percent, write_results
+from .report import markdown_table, minutes, percent, settings_line, write_results
 from .runner import Finished, run_all
 
 
@@ -37,10 +37,7 @@ def compare(models: Sequence[str], *, recipe: str = "default", out: str | Path =
     plot_comparison(runs, sizes, out / "comparison.png")
     table = markdown_table(["model", "kind", "parameters", "MMACs", "test accuracy %", "training minutes",
                             "s / epoch"], rows)
-    config = runs[0].config
-    settings_text = (f"Settings: recipe {recipe}, {config.dataset}, "
-                     f"{config.train_subset or 'all'} training images, {config.epochs} epochs, batch "
-                     f"{config.batch_size}, seed {config.seed}. MMACs: millions of multiply-accumulates per image. "
+    settings_text = (f"{settings_line(runs[0].config)} MMACs: millions of multiply-accumulates per image. "
                      f"Figure: comparison.png.")
     write_results(out, "Model comparison", table, {"recipe": recipe, "runs": data}, settings_text)
     if not quiet:

@@ -9,7 +9,7 @@ from ..models import create_model, list_models
 from ..models.summary import count_parameters
 from .figures import plot_degradation
 from .paper_schedule import paper_config
-from .report import markdown_table, minutes, percent, write_results
+from .report import markdown_table, minutes, percent, settings_line, write_results
 from .runner import Finished, run_all
 
 
@@ -32,7 +32,7 @@ def degradation(depths: Sequence[int] = (20, 56), *, epochs: int = 30, out: str 
     table, data = _results(runs)
     verdict = _verdict(plain, residual)
     write_results(out, "Degradation: plain against residual networks", table, {"runs": data, "verdict": verdict},
-                  f"{verdict}\n\nSettings: {_settings_line(runs[0])}. Training error is measured on the augmented "
+                  f"{verdict}\n\n{settings_line(runs[0].config)} Training error is measured on the augmented "
                   f"training batches during each epoch, test error after it. Figure: degradation.png.")
     if not quiet:
         print(f"\n{table}\n\n{verdict}\nfigure and tables: {out}")
@@ -66,10 +66,3 @@ def _verdict(plain: Sequence[Finished], residual: Sequence[Finished]) -> str:
                          f"({percent(deep_error)}% against {percent(shallow_error)}%): {agrees}.")
     return " ".join(sentences)
 
-
-def _settings_line(run: Finished) -> str:
-    config = run.config
-    subset = f"{config.train_subset} training images" if config.train_subset else "all training images"
-    return (f"{config.dataset}, {subset}, {config.epochs} epochs, SGD lr {config.lr} momentum {config.momentum} "
-            f"weight decay {config.weight_decay}, batch {config.batch_size}, lr x{config.gamma} at epochs "
-            f"{config.milestones or 'none'}, seed {config.seed}, amp {config.amp}")

@@ -8,7 +8,7 @@ from ..errors import ResnetCifarError
 from ..models import create_model
 from ..models.summary import count_parameters
 from .paper_schedule import PAPER_EPOCHS, paper_config
-from .report import markdown_table, minutes, percent, write_results
+from .report import markdown_table, minutes, percent, settings_line, write_results
 from .runner import Finished, run_all
 
 # He et al. 2015, table 6: CIFAR-10 test error (%) of each depth (ResNet-110: best of 5 runs, mean 6.61).
@@ -38,12 +38,8 @@ def paper(depths: Sequence[int] = (20, 32, 44, 56, 110), *, epochs: int = PAPER_
         data.append({"model": run.name, "parameters": params, "paper_test_error": PAPER_TEST_ERROR[run.name] / 100,
                      "test_error": error, "train_seconds": run.train_seconds, "epochs": run.config.epochs})
     table = markdown_table(["model", "parameters", "paper error %", "our error %", "training minutes"], rows)
-    config = runs[0].config
-    settings_text = (f"Settings: {config.dataset}, {config.epochs} epochs, SGD lr {config.lr} momentum {config.momentum} "
-                     f"weight decay {config.weight_decay}, batch {config.batch_size}, lr x{config.gamma} at epochs "
-                     f"{config.milestones or 'none'}, validation split {config.val_split}, seed {config.seed}. The "
-                     f"paper's figures are for the official CIFAR-10 after 64k steps; a different copy of the data "
-                     f"or fewer epochs is compared side by side only.")
+    settings_text = (f"{settings_line(runs[0].config)} The paper's figures are for the official CIFAR-10 after "
+                     f"64k steps; a different copy of the data or fewer epochs is compared side by side only.")
     write_results(out, "The paper's CIFAR-10 ResNets (He et al. 2015, table 6)", table, {"runs": data}, settings_text)
     if not quiet:
         print(f"\n{table}\n\nresults: {out}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..engine.config import TrainConfig
 from ..engine.io import atomic_write_bytes, atomic_write_json
 
 
@@ -29,3 +30,15 @@ def percent(fraction: float) -> str:
 
 def minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f}"
+
+
+def settings_line(config: TrainConfig) -> str:
+    """The settings an experiment's runs share, in one sentence for its results.md."""
+    images = f"{config.train_subset} training images" if config.train_subset else "all training images"
+    held_out = f" ({config.val_split} held out for validation)" if config.val_split else ""
+    momentum = f" momentum {config.momentum}" if config.optimizer == "sgd" else ""
+    schedule = (f"lr x{config.gamma} at epochs {config.milestones}" if config.schedule == "multistep"
+                else f"{config.schedule} schedule")
+    return (f"Settings: recipe {config.recipe}, {config.dataset}, {images}{held_out}, {config.epochs} epochs, batch "
+            f"{config.batch_size}, {config.optimizer.upper()} lr {config.lr}{momentum} weight decay "
+            f"{config.weight_decay}, {schedule}, seed {config.seed}, amp {config.amp}.")
