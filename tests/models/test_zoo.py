@@ -40,8 +40,13 @@ def test_registry_lists_every_expected_model() -> None:
 @pytest.mark.parametrize("name", list_models())
 def test_forward_and_backward_on_a_batch_of_two(name: str) -> None:
     model = create_model(name, num_classes=7)
+    calls: dict[str, int] = {}
+    for module_name, module in model.named_modules():
+        module.register_forward_hook(lambda *_, key=module_name: calls.update({key: calls.get(key, 0) + 1}))
     out = model(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 7)
+    # Each module runs once per forward: hooks see one output per module, and int8 export-based quantisation needs it.
+    assert max(calls.values()) == 1, [key for key, count in calls.items() if count > 1][:3]
     out.sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 

@@ -70,23 +70,27 @@ class LeNet5(nn.Module):
 
     def __init__(self, *, num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__()
+        # One ReLU module per place, as in the residual blocks (see models/blocks.py).
         self.conv1 = nn.Conv2d(in_channels, 6, kernel_size=5)
+        self.relu1 = nn.ReLU(inplace=True)
         self.pool1 = nn.MaxPool2d(2)
         self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
+        self.relu2 = nn.ReLU(inplace=True)
         self.pool2 = nn.MaxPool2d(2)
         self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.relu3 = nn.ReLU(inplace=True)
         self.fc2 = nn.Linear(120, 84)
+        self.relu4 = nn.ReLU(inplace=True)
         self.fc3 = nn.Linear(84, num_classes)
-        self.relu = nn.ReLU(inplace=True)
 
     def stage_outputs(self) -> list[tuple[str, nn.Module]]:
         return [("pool1", self.pool1), ("pool2", self.pool2), ("fc3", self.fc3)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool1(self.relu(self.conv1(x)))
-        x = self.pool2(self.relu(self.conv2(x)))
+        x = self.pool1(self.relu1(self.conv1(x)))
+        x = self.pool2(self.relu2(self.conv2(x)))
         x = torch.flatten(x, 1)
-        return self.fc3(self.relu(self.fc2(self.relu(self.fc1(x)))))
+        return self.fc3(self.relu4(self.fc2(self.relu3(self.fc1(x)))))
 
 
 def _vgg(name: str, doc: str) -> Builder:

@@ -2,6 +2,8 @@
 
 A block is given its shortcut as a module: ``nn.Identity`` or a projection/zero-padding shortcut for a
 residual block, or ``None`` for a *plain* block that drops the addition (the degradation experiment).
+Every activation is its own module, called once: forward hooks then see one output per module, and
+torch.export-based quantisers (which group nodes by the module that made them) see one ReLU per place.
 """
 from __future__ import annotations
 
@@ -58,10 +60,11 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = conv3x3(in_planes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu1 = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
         self.shortcut = shortcut
+        self.relu2 = nn.ReLU(inplace=True)
 
     @property
     def last_bn(self) -> nn.BatchNorm2d:
@@ -69,11 +72,11 @@ class BasicBlock(nn.Module):
         return self.bn2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         if self.shortcut is not None:
             out = out + self.shortcut(x)
-        return self.relu(out)
+        return self.relu2(out)
 
 
 class Bottleneck(nn.Module):
@@ -85,12 +88,14 @@ class Bottleneck(nn.Module):
         super().__init__()
         self.conv1 = conv1x1(in_planes, planes)
         self.bn1 = nn.BatchNorm2d(planes)
+        self.relu1 = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, planes, stride)
         self.bn2 = nn.BatchNorm2d(planes)
+        self.relu2 = nn.ReLU(inplace=True)
         self.conv3 = conv1x1(planes, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
         self.shortcut = shortcut
+        self.relu3 = nn.ReLU(inplace=True)
 
     @property
     def last_bn(self) -> nn.BatchNorm2d:
@@ -98,9 +103,9 @@ class Bottleneck(nn.Module):
         return self.bn3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.relu1(self.bn1(self.conv1(x)))
+        out = self.relu2(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         if self.shortcut is not None:
             out = out + self.shortcut(x)
-        return self.relu(out)
+        return self.relu3(out)
