@@ -41,7 +41,7 @@ DATA_DIR ?= /tmp/resnet-cifar-bench/data
 $(BASELINE_VENV)/.installed: pyproject.toml
 	test -x $(BASELINE_VENV)/bin/python || $(PYTHON) -m venv $(BASELINE_VENV)
 	$(BASELINE_VENV)/bin/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BASELINE_VENV)/bin/python -m pip install --quiet -e .
+	$(BASELINE_VENV)/bin/python -m pip install --quiet -e ".[int8]"
 	touch $@
 
 bench-baseline: $(BASELINE_VENV)/.installed

@@ -3,7 +3,7 @@
 Baseline (as the seed posts train): torchvision ``CIFAR10`` + PIL transforms (random crop with padding 4,
 flip, ToTensor, Normalize) + ``DataLoader`` (2 workers), float32 eager steps. Ours: the on-device loader,
 bf16 autocast + channels_last for training, folded BatchNorm + bf16 + channels_last under inference_mode
-for inference. Both use the same ResNet-18 layout (11,173,962 parameters). Needs torchvision, so it runs in
+for inference, and (when torchao is installed) int8 inference: folded, quantised and compiled. Both use the same ResNet-18 layout (11,173,962 parameters). Needs torchvision, so it runs in
 the separate benchmark venv (see BENCHMARKS.md):
 
     benchmarks/.venv-baseline/bin/python benchmarks/compare_cpu_baseline.py DATA_DIR [--json FILE]
@@ -21,14 +21,16 @@ import torchvision
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from resnet_cifar.bench import Variant, inference_throughput, train_throughput
+from resnet_cifar.bench import INFER_VARIANTS, Variant, inference_throughput, train_throughput
 from resnet_cifar.data import load_dataset
 from resnet_cifar.data.loader import Augment, BatchLoader
+from resnet_cifar.engine.int8 import int8_available
 
 MODEL, BATCH = "resnet18", 128
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 OURS_TRAIN = Variant("bf16 + channels_last", torch.bfloat16, channels_last=True)
 OURS_INFER = Variant("bf16 + channels_last + folded BN", torch.bfloat16, channels_last=True, fold_bn=True)
+OURS_INT8 = next(variant for variant in INFER_VARIANTS if variant.int8)
 BASELINE = Variant("float32")
 
 
@@ -71,17 +73,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir")
     parser.add_argument("--steps", type=int, default=5, help="timed training/inference steps (default 5)")
-    parser.add_argument("--data-batches", type=int, default=100, help="timed data batches (default 100)")
+    parser.add_argument("--data-batches", type=int, default=300, help="timed data batches, at most 389 (default 300)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     cpu = torch.device("cpu")
+    baseline_inference = inference_throughput(MODEL, BATCH, cpu, BASELINE, steps=args.steps, warmup=1)
     rows = [
         ("data pipeline", baseline_data(args.data_dir, args.data_batches), our_data(args.data_dir, args.data_batches)),
         ("training step", train_throughput(MODEL, BATCH, cpu, BASELINE, steps=args.steps, warmup=1),
          train_throughput(MODEL, BATCH, cpu, OURS_TRAIN, steps=args.steps, warmup=1)),
-        ("inference", inference_throughput(MODEL, BATCH, cpu, BASELINE, steps=args.steps, warmup=1),
-         inference_throughput(MODEL, BATCH, cpu, OURS_INFER, steps=args.steps, warmup=1)),
+        ("inference", baseline_inference, inference_throughput(MODEL, BATCH, cpu, OURS_INFER, steps=args.steps, warmup=1)),
     ]
+    if int8_available():
+        rows.append(("inference int8", baseline_inference,
+                     inference_throughput(MODEL, BATCH, cpu, OURS_INT8, steps=args.steps, warmup=1)))
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, {torch.get_num_threads()} threads, "
           f"{MODEL}, batch {BATCH}")
     print(f"{'what':<15} {'baseline img/s':>15} {'ours img/s':>12} {'ratio':>7}")

@@ -15,6 +15,7 @@ from torch import nn
 from .data import ImageSet
 from .data.loader import Augment, BatchLoader
 from .engine.device import autocast, cpu_supports_bf16
+from .engine.int8 import int8_available, quantize_int8
 from .models import create_model
 from .models.fold import fold_batchnorm
 
@@ -28,12 +29,14 @@ class Variant:
     channels_last: bool = False
     compile: bool = False
     fold_bn: bool = False  # inference only
+    int8: bool = False  # inference on the CPU only, with torchao: quantised after folding, compiled
 
 
 TRAIN_VARIANTS = (Variant("float32"), Variant("bf16", torch.bfloat16),
                   Variant("bf16 + channels_last", torch.bfloat16, channels_last=True))
 INFER_VARIANTS = (Variant("float32"), Variant("float32 + folded BN", fold_bn=True),
-                  Variant("bf16 + channels_last + folded BN", torch.bfloat16, channels_last=True, fold_bn=True))
+                  Variant("bf16 + channels_last + folded BN", torch.bfloat16, channels_last=True, fold_bn=True),
+                  Variant("int8 + channels_last + folded BN", channels_last=True, fold_bn=True, int8=True))
 
 
 def _sync(device: torch.device) -> None:
@@ -83,9 +86,13 @@ def inference_throughput(name: str, batch_size: int, device: torch.device, varia
                          warmup: int = 2) -> float:
     """Inference images/s in eval mode under ``torch.inference_mode``."""
     model = create_model(name).to(device).eval()
-    if variant.fold_bn:
-        model = fold_batchnorm(model)
-    network, images = _prepare(model, torch.randn(batch_size, 3, 32, 32, device=device), variant)
+    images = torch.randn(batch_size, 3, 32, 32, device=device)
+    if variant.int8:
+        network: nn.Module = quantize_int8(model, [images], chunk=batch_size)
+    else:
+        if variant.fold_bn:
+            model = fold_batchnorm(model)
+        network, images = _prepare(model, images, variant)
 
     @torch.inference_mode()
     def step() -> None:
@@ -113,9 +120,14 @@ def run_bench(models: Sequence[str], batch_sizes: Sequence[int], device: torch.d
               compile_too: bool = False) -> list[dict]:
     """One row per (task, model, batch size, variant): images/s."""
     def with_compile(variants: tuple[Variant, ...]) -> tuple[Variant, ...]:
-        last = variants[-1]
+        last = [variant for variant in variants if not variant.int8][-1]
         extra = Variant(f"{last.name} + compile", last.amp, last.channels_last, True, last.fold_bn)
         return variants + (extra,) if compile_too else variants
+
+    def runs_here(variant: Variant) -> bool:
+        if variant.int8:
+            return device.type == "cpu" and int8_available()
+        return not (variant.amp is torch.bfloat16 and device.type == "cpu" and not cpu_supports_bf16())
 
     rows = []
     for name in models:
@@ -123,7 +135,7 @@ def run_bench(models: Sequence[str], batch_sizes: Sequence[int], device: torch.d
             for task, measure, variants in (("train", train_throughput, TRAIN_VARIANTS),
                                             ("inference", inference_throughput, INFER_VARIANTS)):
                 for variant in with_compile(variants):
-                    if variant.amp is torch.bfloat16 and device.type == "cpu" and not cpu_supports_bf16():
+                    if not runs_here(variant):
                         continue
                     rate = measure(name, batch, device, variant, steps=steps, warmup=warmup)
                     rows.append({"task": task, "model": name, "batch": batch, "variant": variant.name,

@@ -67,7 +67,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .engine.evaluate import evaluate, format_per_class
 
     results = evaluate(args.source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, tta=args.tta,
-                       out_dir=args.out, device=args.device, download=args.download)
+                       out_dir=args.out, device=args.device, download=args.download, int8=args.int8)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -88,8 +88,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     from .bench import format_rows, run_bench
     from .engine.device import resolve_device
+    from .engine.int8 import INSTALL_HINT, int8_available
 
     device = resolve_device(args.device)
+    if device.type == "cpu" and not int8_available():
+        print(f"note: no int8 inference rows; {INSTALL_HINT}", file=sys.stderr)
     rows = run_bench(args.models, args.batch_sizes, device, steps=args.steps, warmup=args.warmup,
                      compile_too=args.compile)
     print(json.dumps({"device": str(device), "torch": torch.__version__, "rows": rows}, indent=2) if args.json
@@ -195,6 +198,8 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
                           help="fetch the official CIFAR archive when the folder is missing (default on)")
     evaluate.add_argument("--split", default="test", choices=["train", "test"], help="split (default test)")
     evaluate.add_argument("--tta", action="store_true", help="average with horizontally flipped images")
+    evaluate.add_argument("--int8", action="store_true", help="quantise to int8 first, calibrated on training "
+                          "images (CPU only; needs torchao)")
     evaluate.add_argument("--out", help="folder for eval.json and the figures (default: beside the weights)")
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="(default auto)")
     evaluate.add_argument("--json", action="store_true", help="also print the results as JSON")

@@ -11,21 +11,24 @@ from ..data.loader import BatchLoader
 from ..errors import ResnetCifarError
 from ..plots import plot_confusion, plot_image_grid
 from .device import resolve_device
+from .int8 import Int8Model, quantize_int8
 from .io import atomic_write_json
 from .loop import EVAL_BATCH_SIZE, Predictions, predict_batches
 from .trained import TrainedModel, load_trained_model
 
 GRID_IMAGES = 64
+INT8_CALIBRATION_IMAGES = 1000
 
 
 def evaluate(source: str | Path, *, dataset: str | None = None, data_dir: str | Path | None = None,
              split: str = "test", tta: bool = False, out_dir: str | Path | None = None,
-             device: str = "auto", download: bool = True) -> dict[str, Any]:
+             device: str = "auto", download: bool = True, int8: bool = False) -> dict[str, Any]:
     """Evaluate saved weights on a dataset split; writes ``eval.json`` and the figures, returns the results.
 
-    ``dataset``/``data_dir`` default to those the model was trained on; ``out_dir`` to the run folder.
+    ``dataset``/``data_dir`` default to those the model was trained on; ``out_dir`` to the run folder. ``int8``
+    evaluates the model quantised to int8 on the CPU (calibrated on training images; needs torchao).
     """
-    trained = load_trained_model(source, resolve_device(device))
+    trained = load_trained_model(source, resolve_device("cpu" if int8 and device == "auto" else device))
     config = trained.info.get("config", {})
     dataset = dataset or trained.info.get("dataset", "cifar10")
     data_dir = data_dir if data_dir is not None else config.get("data_dir", "data")
@@ -34,9 +37,10 @@ def evaluate(source: str | Path, *, dataset: str | None = None, data_dir: str | 
     if data.class_names != trained.class_names:
         raise ResnetCifarError(f"{dataset} has classes {data.class_names[:5]}..., the model knows "
                                f"{trained.class_names[:5]}...: evaluate on the dataset it was trained for")
-    predictions = predict_batches(trained.model, model_batches(trained, data), tta=tta)
+    model = _int8_model(trained, dataset, data_dir, download) if int8 else trained.model
+    predictions = predict_batches(model, model_batches(trained, data), tta=tta)
     results = summarise(predictions, trained.class_names)
-    results.update({"source": str(source), "dataset": dataset, "split": split, "tta": tta})
+    results.update({"source": str(source), "dataset": dataset, "split": split, "tta": tta, "int8": int8})
     out = Path(out_dir) if out_dir is not None else _default_out(Path(source))
     write_reports(out, data.images, predictions, trained.class_names, results)
     return results
@@ -46,6 +50,15 @@ def model_batches(trained: TrainedModel, data: ImageSet) -> Iterator[tuple[torch
     """The batches of ``data``, preprocessed as the model was trained, on the model's device, in order."""
     device = next(trained.model.parameters()).device
     return BatchLoader(data, EVAL_BATCH_SIZE, device=device, mean=trained.mean, std=trained.std).epoch()
+
+
+def _int8_model(trained: TrainedModel, dataset: str, data_dir: str | Path, download: bool) -> Int8Model:
+    """The model quantised to int8, calibrated on training images spread over the split."""
+    train = load_dataset(dataset, "train", data_dir, image_size=trained.input_size[1:],
+                         class_names=trained.class_names, download=download)
+    spread = torch.linspace(0, len(train) - 1, min(INT8_CALIBRATION_IMAGES, len(train))).round().long()
+    calibration = (images for images, _ in model_batches(trained, train.subset(spread)))
+    return quantize_int8(trained.model, calibration, chunk=EVAL_BATCH_SIZE)
 
 
 def _default_out(source: Path) -> Path:
@@ -96,5 +109,6 @@ def format_per_class(results: dict[str, Any]) -> str:
         accuracy = "-" if row["accuracy"] is None else f"{100 * row['accuracy']:.2f}%"
         lines.append(f"{name:<16} {row['images']:>6} {accuracy:>9}")
     lines.append(f"{'overall':<16} {results['images']:>6} {100 * results['accuracy']:>8.2f}%   "
-                 f"loss {results['loss']:.4f}{'  (flip TTA)' if results['tta'] else ''}")
+                 f"loss {results['loss']:.4f}{'  (flip TTA)' if results['tta'] else ''}"
+                 f"{'  (int8)' if results.get('int8') else ''}")
     return "\n".join(lines)
