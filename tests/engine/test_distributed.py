@@ -96,6 +96,16 @@ def test_torchrun_command_line_prints_and_writes_once(tmp_path) -> None:
     assert '"processes": 2' in config and (tmp_path / "run" / "model.safetensors").is_file()
 
 
+def test_an_experiment_under_torchrun_trains_every_run_in_one_process_group(tmp_path) -> None:
+    # Joining a new process group for the second run used to hang; the table is printed once.
+    done = _torchrun(2, "-m", "resnet_cifar", "experiment", "compare", "resnet20", "lenet5", "--dataset",
+                     "cifar10-sample", "--train-subset", "128", "--batch-size", "64", "--epochs", "1", "--device",
+                     "cpu", "--out", str(tmp_path / "cmp"))
+    assert done.stdout.count("[2/2] lenet5") == 1 and done.stdout.count("| lenet5 ") == 1
+    for name in ("resnet20", "lenet5"):
+        assert '"processes": 2' in (tmp_path / "cmp" / name / "config.json").read_text()
+
+
 def test_all_reduce_batchnorm_alone_is_plain_batchnorm() -> None:
     model = create_model("resnet20")
     synced = convert_sync_batchnorm(create_model("resnet20"), torch.device("cpu"))

@@ -9,7 +9,7 @@ from ..errors import ResnetCifarError
 from ..models import create_model, model_description
 from ..models.summary import count_parameters, layer_table
 from .figures import plot_comparison
-from .report import markdown_table, minutes, percent, settings_line, write_results
+from .report import markdown_table, minutes, percent, settings_line, show, write_results
 from .runner import Finished, run_all
 
 
@@ -40,6 +40,5 @@ def compare(models: Sequence[str], *, recipe: str = "default", out: str | Path =
     settings_text = (f"{settings_line(runs[0].config)} MMACs: millions of multiply-accumulates per image. "
                      f"Figure: comparison.png.")
     write_results(out, "Model comparison", table, {"recipe": recipe, "runs": data}, settings_text)
-    if not quiet:
-        print(f"\n{table}\n\nfigure and tables: {out}")
+    show(f"\n{table}\n\nfigure and tables: {out}", quiet)
     return runs

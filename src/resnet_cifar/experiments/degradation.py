@@ -9,7 +9,7 @@ from ..models import create_model, list_models
 from ..models.summary import count_parameters
 from .figures import plot_degradation
 from .paper_schedule import paper_config
-from .report import markdown_table, minutes, percent, settings_line, write_results
+from .report import markdown_table, minutes, percent, settings_line, show, write_results
 from .runner import Finished, run_all
 
 
@@ -34,8 +34,7 @@ def degradation(depths: Sequence[int] = (20, 56), *, epochs: int = 30, out: str 
     write_results(out, "Degradation: plain against residual networks", table, {"runs": data, "verdict": verdict},
                   f"{verdict}\n\n{settings_line(runs[0].config)} Training error is measured on the augmented "
                   f"training batches during each epoch, test error after it. Figure: degradation.png.")
-    if not quiet:
-        print(f"\n{table}\n\n{verdict}\nfigure and tables: {out}")
+    show(f"\n{table}\n\n{verdict}\nfigure and tables: {out}", quiet)
     return runs
 
 

@@ -8,7 +8,7 @@ from ..errors import ResnetCifarError
 from ..models import create_model
 from ..models.summary import count_parameters
 from .paper_schedule import PAPER_EPOCHS, paper_config
-from .report import markdown_table, minutes, percent, settings_line, write_results
+from .report import markdown_table, minutes, percent, settings_line, show, write_results
 from .runner import Finished, run_all
 
 # He et al. 2015, table 6: CIFAR-10 test error (%) of each depth (ResNet-110: best of 5 runs, mean 6.61).
@@ -41,6 +41,5 @@ def paper(depths: Sequence[int] = (20, 32, 44, 56, 110), *, epochs: int = PAPER_
     settings_text = (f"{settings_line(runs[0].config)} The paper's figures are for the official CIFAR-10 after "
                      f"64k steps; a different copy of the data or fewer epochs is compared side by side only.")
     write_results(out, "The paper's CIFAR-10 ResNets (He et al. 2015, table 6)", table, {"runs": data}, settings_text)
-    if not quiet:
-        print(f"\n{table}\n\nresults: {out}")
+    show(f"\n{table}\n\nresults: {out}", quiet)
     return runs

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..engine.config import TrainConfig
+from ..engine.distributed import world_from_environment
 from ..engine.io import atomic_write_bytes, atomic_write_json
 
 
@@ -22,6 +23,12 @@ def write_results(out: Path, title: str, table: str, data: dict[str, Any], setti
     """results.md (title, table, settings) and results.json (``data``) in ``out``."""
     atomic_write_bytes(out / "results.md", f"# {title}\n\n{table}\n\n{settings}\n".encode())
     atomic_write_json(out / "results.json", data)
+
+
+def show(text: str, quiet: bool) -> None:
+    """Print ``text`` unless ``quiet``; under torchrun from rank 0 only."""
+    if not quiet and world_from_environment().rank == 0:
+        print(text)
 
 
 def percent(fraction: float) -> str:

@@ -9,6 +9,8 @@ from ..errors import ResnetCifarError
 from ..log import notice
 from ..engine.checkpoint import load_checkpoint
 from ..engine.config import TrainConfig
+from ..engine.device import resolve_device
+from ..engine.distributed import device_of_rank, process_group, world_from_environment
 from ..engine.trainer import train
 
 
@@ -34,15 +36,21 @@ class Finished:
 def run_all(configs: dict[str, TrainConfig], out: Path, *, quiet: bool = False) -> list[Finished]:
     """Train each ``configs[name]`` in ``out/name`` (skipping finished runs, resuming stopped ones), in order.
 
-    A run folder that holds a run with other settings is an error, so an experiment never mixes results.
+    A run folder that holds a run with other settings is an error, so an experiment never mixes results. Under
+    torchrun the processes join one process group for the whole experiment (joining a new one per run hangs), and
+    only rank 0 prints.
     """
     finished = []
-    for number, (name, config) in enumerate(configs.items(), 1):
-        folder = out / name
-        config = dataclasses.replace(config, out=str(folder))
-        if not quiet:
-            print(f"[{number}/{len(configs)}] {name}: {config.model}, {config.epochs} epochs -> {folder}", flush=True)
-        finished.append(Finished(name, config, _train_or_continue(config, folder, quiet), folder))
+    world = world_from_environment()
+    device = device_of_rank(resolve_device(next(iter(configs.values())).device), world)
+    with process_group(world, device):
+        for number, (name, config) in enumerate(configs.items(), 1):
+            folder = out / name
+            config = dataclasses.replace(config, out=str(folder))
+            if not quiet and world.rank == 0:
+                print(f"[{number}/{len(configs)}] {name}: {config.model}, {config.epochs} epochs -> {folder}",
+                      flush=True)
+            finished.append(Finished(name, config, _train_or_continue(config, folder, quiet), folder))
     return finished
 
 
