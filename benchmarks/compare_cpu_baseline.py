@@ -3,8 +3,9 @@
 Baseline (as the seed posts train): torchvision ``CIFAR10`` + PIL transforms (random crop with padding 4,
 flip, ToTensor, Normalize) + ``DataLoader`` (2 workers), float32 eager steps. Ours: the on-device loader,
 bf16 autocast + channels_last for training, folded BatchNorm + bf16 + channels_last under inference_mode
-for inference, and (when torchao is installed) int8 inference: folded, quantised and compiled. Both use the same ResNet-18 layout (11,173,962 parameters). Needs torchvision, so it runs in
-the separate benchmark venv (see BENCHMARKS.md):
+for inference, and (when torchao is installed) int8 inference: folded, quantised and compiled. Both use the
+same ResNet-18 layout (11,173,962 parameters). Needs torchvision, so it runs in the separate benchmark venv
+(see BENCHMARKS.md):
 
     benchmarks/.venv-baseline/bin/python benchmarks/compare_cpu_baseline.py DATA_DIR [--json FILE]
 
@@ -82,7 +83,8 @@ def main() -> None:
         ("data pipeline", baseline_data(args.data_dir, args.data_batches), our_data(args.data_dir, args.data_batches)),
         ("training step", train_throughput(MODEL, BATCH, cpu, BASELINE, steps=args.steps, warmup=1),
          train_throughput(MODEL, BATCH, cpu, OURS_TRAIN, steps=args.steps, warmup=1)),
-        ("inference", baseline_inference, inference_throughput(MODEL, BATCH, cpu, OURS_INFER, steps=args.steps, warmup=1)),
+        ("inference", baseline_inference,
+         inference_throughput(MODEL, BATCH, cpu, OURS_INFER, steps=args.steps, warmup=1)),
     ]
     if int8_available():
         rows.append(("inference int8", baseline_inference,

@@ -30,8 +30,8 @@ def test_paper_milestones_sit_at_half_and_three_quarters() -> None:
 
 def test_settings_line_names_what_the_runs_share() -> None:
     line = settings_line(paper_config("resnet56", 40, train_subset=1000, val_split=500))
-    for part in ("recipe paper", "1000 training images (500 held out", "40 epochs", "batch 128", "SGD lr 0.1 momentum 0.9",
-                 "lr x0.1 at epochs [20, 30]", "seed 0"):
+    for part in ("recipe paper", "1000 training images (500 held out", "40 epochs", "batch 128",
+                 "SGD lr 0.1 momentum 0.9", "lr x0.1 at epochs [20, 30]", "seed 0"):
         assert part in line
     adam = settings_line(TrainConfig(optimizer="adam", lr=1e-3, schedule="cosine"))
     assert "ADAM lr 0.001 weight decay" in adam and "momentum" not in adam and "cosine schedule" in adam

@@ -61,7 +61,8 @@ def _torchao() -> SimpleNamespace:
         except ImportError as error:
             raise ResnetCifarError(f"{INSTALL_HINT} ({error})") from None
     return SimpleNamespace(prepare=prepare_pt2e, convert=convert_pt2e, to_eval=move_exported_model_to_eval,
-                           quantizer=x86.X86InductorQuantizer, default_config=x86.get_default_x86_inductor_quantization_config)
+                           quantizer=x86.X86InductorQuantizer,
+                           default_config=x86.get_default_x86_inductor_quantization_config)
 
 
 class Int8Model(nn.Module):
@@ -82,9 +83,11 @@ class Int8Model(nn.Module):
         # call compiles, and as ``torch.compile(options=...)`` it fails on the prepacking op, so it is patched here.
         with torch.no_grad(), inductor_config.patch(freezing=True), _quiet():
             for part in images.split(self.chunk):
-                padded = part.new_zeros((self.chunk, *part.shape[1:])).contiguous(memory_format=torch.channels_last)
-                padded[:len(part)] = part
-                outputs.append(self.compiled(padded)[:len(part)].float())
+                batch = part.contiguous(memory_format=torch.channels_last)
+                if len(part) < self.chunk:  # only the last chunk can be short
+                    batch = part.new_zeros((self.chunk, *part.shape[1:])).contiguous(memory_format=torch.channels_last)
+                    batch[:len(part)] = part
+                outputs.append(self.compiled(batch)[:len(part)].float())
         return torch.cat(outputs)
 
     def train(self, mode: bool = True) -> Int8Model:

@@ -27,8 +27,8 @@ def write_results(out: Path, title: str, table: str, data: dict[str, Any], setti
 
 def show(text: str, quiet: bool) -> None:
     """Print ``text`` unless ``quiet``; under torchrun from rank 0 only."""
-    if not quiet and world_from_environment().rank == 0:
-        print(text)
+    if not quiet and world_from_environment().is_main:
+        print(text, flush=True)
 
 
 def percent(fraction: float) -> str:

@@ -12,6 +12,7 @@ from ..engine.config import TrainConfig
 from ..engine.device import resolve_device
 from ..engine.distributed import device_of_rank, process_group, world_from_environment
 from ..engine.trainer import train
+from .report import show
 
 
 @dataclasses.dataclass
@@ -47,9 +48,7 @@ def run_all(configs: dict[str, TrainConfig], out: Path, *, quiet: bool = False) 
         for number, (name, config) in enumerate(configs.items(), 1):
             folder = out / name
             config = dataclasses.replace(config, out=str(folder))
-            if not quiet and world.rank == 0:
-                print(f"[{number}/{len(configs)}] {name}: {config.model}, {config.epochs} epochs -> {folder}",
-                      flush=True)
+            show(f"[{number}/{len(configs)}] {name}: {config.model}, {config.epochs} epochs -> {folder}", quiet)
             finished.append(Finished(name, config, _train_or_continue(config, folder, quiet), folder))
     return finished
 
