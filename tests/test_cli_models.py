@@ -7,9 +7,11 @@ from resnet_cifar import list_models
 def test_models_lists_every_model_with_its_parameter_count(run_cli) -> None:
     result = run_cli("models")
     assert result.returncode == 0, result.stderr
-    lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    table, shipped = result.stdout.split("\n\n")
+    lines = {line.split()[0]: line for line in table.splitlines()[1:]}
     assert set(lines) == set(list_models())
     assert "11,173,962" in lines["resnet18"] and "269,722" in lines["resnet20"]
+    assert shipped.startswith("shipped weights") and "resnet20 (cifar10, " in shipped
 
 
 def test_summary_resnet18_shows_table_totals_macs_and_stage_shapes(run_cli) -> None:

@@ -12,7 +12,8 @@ __version__ = "0.1.0"
 # Training, evaluation and plotting pull in matplotlib and friends: load them on first use, so that
 # `import resnet_cifar` and quick commands such as `resnet-cifar models` stay fast.
 _LAZY = {"TrainConfig": ".engine.config", "train": ".engine.trainer", "evaluate": ".engine.evaluate",
-         "predict": ".engine.predict", "load_cifar": ".data", "load_dataset": ".data"}
+         "predict": ".engine.predict", "load_cifar": ".data", "load_dataset": ".data",
+         "load_pretrained": ".engine.pretrained", "list_pretrained": ".engine.pretrained"}
 
 __all__ = ["ResnetCifarError", "create_model", "list_models", "__version__", *_LAZY]
 

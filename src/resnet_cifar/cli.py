@@ -12,6 +12,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    from .engine.pretrained import pretrained_manifest
     from .models import create_model, list_models, model_description
     from .models.summary import count_parameters
 
@@ -19,6 +20,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for name in list_models():
         params = count_parameters(create_model(name, num_classes=args.num_classes))
         print(f"{name:<12} {params:>12,}  {model_description(name)}")
+    shipped = [f"{name} ({entry['dataset']}, {100 * entry['test_accuracy']:.2f}% test)"
+               for name, entry in sorted(pretrained_manifest().items())]
+    print(f"\nshipped weights (--pretrained NAME, load_pretrained(NAME)): {', '.join(shipped) or 'none'}")
     return 0
 
 
@@ -66,8 +70,15 @@ def _config_fields() -> list[str]:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .engine.evaluate import evaluate, format_per_class
 
-    results = evaluate(args.source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, tta=args.tta,
-                       out_dir=args.out, device=args.device, download=args.download, int8=args.int8)
+    from .engine.pretrained import pretrained_weights
+
+    if (args.source is None) == (args.pretrained is None):
+        raise ResnetCifarError("give either a run folder / weights file or --pretrained NAME")
+    source, out = args.source, args.out
+    if args.pretrained:  # shipped weights: results go to ./eval-NAME, not into the installed package
+        source, out = pretrained_weights(args.pretrained), args.out or f"eval-{args.pretrained}"
+    results = evaluate(source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, tta=args.tta,
+                       out_dir=out, device=args.device, download=args.download, int8=args.int8)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -78,7 +89,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .engine.predict import format_predictions, predict
 
-    results = predict(args.source, args.inputs, top_k=args.top_k, device=args.device, timeout=args.timeout)
+    from .engine.pretrained import pretrained_weights
+
+    if args.pretrained:
+        source, inputs = pretrained_weights(args.pretrained), args.paths
+    elif len(args.paths) < 2:
+        raise ResnetCifarError("give a run folder / weights file (or --pretrained NAME), then images to classify")
+    else:
+        source, inputs = args.paths[0], args.paths[1:]
+    results = predict(source, inputs, top_k=args.top_k, device=args.device, timeout=args.timeout)
     print(json.dumps(results, indent=2) if args.json else format_predictions(results))
     return 0
 
@@ -187,11 +206,19 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     train.set_defaults(handler=_cmd_train)
 
 
+def _pretrained_names() -> str:
+    from .engine.pretrained import list_pretrained
+
+    return ", ".join(list_pretrained()) or "none shipped yet"
+
+
 def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     from .data import DATASETS
 
     evaluate = commands.add_parser("eval", help="accuracy, per-class table, confusion matrix and image grids")
-    evaluate.add_argument("source", help="run folder, model.safetensors or .pt checkpoint")
+    evaluate.add_argument("source", nargs="?", help="run folder, model.safetensors or .pt checkpoint")
+    evaluate.add_argument("--pretrained", metavar="NAME", help=f"evaluate shipped weights instead of SOURCE "
+                          f"({_pretrained_names()}); figures go to ./eval-NAME, data to ./data unless given")
     evaluate.add_argument("--dataset", choices=DATASETS, help="dataset (default: the one it was trained on)")
     evaluate.add_argument("--data-dir", help="dataset folder (default: the one it was trained with)")
     evaluate.add_argument("--download", action=argparse.BooleanOptionalAction, default=True,
@@ -207,9 +234,12 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_predict_parser(commands: argparse._SubParsersAction) -> None:
-    predict = commands.add_parser("predict", help="top-k classes of image files, folders or http(s) URLs")
-    predict.add_argument("source", help="run folder, model.safetensors or .pt checkpoint")
-    predict.add_argument("inputs", nargs="+", metavar="PATH_OR_URL", help="image files, folders, http(s) URLs")
+    predict = commands.add_parser("predict", help="top-k classes of image files, folders or http(s) URLs",
+                                  usage="%(prog)s [options] {SOURCE | --pretrained NAME} PATH_OR_URL [PATH_OR_URL ...]")
+    predict.add_argument("paths", nargs="+", metavar="SOURCE PATH_OR_URL", help="run folder, model.safetensors or "
+                         ".pt checkpoint (not with --pretrained), then image files, folders, http(s) URLs")
+    predict.add_argument("--pretrained", metavar="NAME", help=f"use shipped weights instead of SOURCE "
+                         f"({_pretrained_names()})")
     predict.add_argument("--top-k", type=int, default=5, help="classes shown per image (default 5)")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="(default auto)")
     predict.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a URL (default 10)")
@@ -219,7 +249,7 @@ def _add_predict_parser(commands: argparse._SubParsersAction) -> None:
 
 def _experiment_settings(args: argparse.Namespace) -> dict:
     """The ``TrainConfig`` settings that every run of an experiment shares."""
-    names = ("dataset", "data_dir", "download", "train_subset", "seed", "device", "amp")
+    names = ("dataset", "data_dir", "download", "train_subset", "seed", "device", "amp", "channels_last")
     return {name: getattr(args, name) for name in names}
 
 
@@ -267,6 +297,7 @@ def _experiment_options(default_out: str, default_epochs: int | None) -> argpars
     add("--seed", type=int, default=0, help="seed shared by every run (default 0)")
     add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="(default auto)")
     add("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"], help="mixed precision (default auto)")
+    add("--channels-last", action="store_true", help="channels-last memory format (faster with bf16 on CPUs and GPUs)")
     add("--out", default=default_out, help=f"experiment folder, one run folder per model inside; an unfinished "
         f"experiment resumes where it stopped (default {default_out})")
     add("--quiet", action="store_true", help="no progress bars or epoch lines")
@@ -282,7 +313,7 @@ def _add_experiment_parser(commands: argparse._SubParsersAction) -> None:
         "degradation", parents=[_experiment_options("experiments/degradation", 30)],
         help="plain against residual nets of growing depth (the paper's figure 6)",
         description="Train plain-D and ResNet-D for each depth D with the paper's recipe (SGD 0.1, momentum 0.9, "
-                    "weight decay 1e-4, batch 128, lr /10 at 50%% and 75%% of the epochs) and one seed; draw "
+                    "weight decay 1e-4, batch 128, lr /10 at 50% and 75% of the epochs) and one seed; draw "
                     "training and test error against epoch (plain left, residual right) and tabulate final errors.")
     degradation.add_argument("--depths", type=int, nargs="+", default=[20, 56],
                              help="depths among 20 32 44 56 110 (default 20 56)")
@@ -292,7 +323,7 @@ def _add_experiment_parser(commands: argparse._SubParsersAction) -> None:
         "paper", parents=[_experiment_options("experiments/paper", 164)],
         help="the paper's CIFAR-10 table: ResNet-20/32/44/56/110, our error next to the published one",
         description="Train ResNet-20/32/44/56/110 with the paper's recipe (SGD 0.1, momentum 0.9, weight decay 1e-4, "
-                    "batch 128, crop + flip, lr /10 at 50%% and 75%% of the run: 32k and 48k of 64k steps = 164 "
+                    "batch 128, crop + flip, lr /10 at 50% and 75% of the run: 32k and 48k of 64k steps = 164 "
                     "epochs on 50k images) and write one table with the paper's test error next to ours. A GPU job "
                     "at full length.")
     paper.add_argument("--depths", type=int, nargs="+", default=[20, 32, 44, 56, 110],

@@ -1,0 +1,37 @@
+"""Ship a finished run's weights as pretrained NAME: evaluate them on the full test split, copy them into the
+package (src/resnet_cifar/pretrained/NAME/) and record them in its manifest.
+
+    python scripts/ship_pretrained.py RUN_FOLDER NAME --data-dir DIR --command "THE COMMAND THAT TRAINED IT"
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import tempfile
+from pathlib import Path
+
+from resnet_cifar.engine.evaluate import evaluate
+from resnet_cifar.engine.pretrained import add_pretrained
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="finished run folder (model.safetensors, model.json, metrics.csv)")
+    parser.add_argument("name", help="name users load it by, e.g. resnet20")
+    parser.add_argument("--data-dir", required=True, help="folder holding the dataset the run was trained on")
+    parser.add_argument("--command", required=True, help="the command that trained the run, for the record")
+    parser.add_argument("--evaluated-on", default="full CIFAR-10 test split of the JPEG-derived copy "
+                        "(../shared/data/README.md), not the official files", help="what the test set was")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        results = evaluate(args.run, data_dir=args.data_dir, split="test", out_dir=scratch, download=False)
+    with open(args.run / "metrics.csv") as f:
+        train_seconds = float(list(csv.DictReader(f))[-1]["elapsed_seconds"])
+    entry = add_pretrained(args.run, args.name, test_accuracy=results["accuracy"], evaluated_on=args.evaluated_on,
+                           train_minutes=train_seconds / 60, command=args.command)
+    print(json.dumps({args.name: entry}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
