@@ -79,8 +79,8 @@ class BatchLoader:
         self.shuffle, self.augment, self.seed, self.drop_last = shuffle, augment, seed, drop_last
         self.rank, self.world_size = rank, world_size
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        # One fused multiply-add from uint8 to normalised floats: (x / 255 - mean) / std = x * gain + offset,
-        # in torch's default float type (float32 unless a caller chose float64).
+        # uint8 to normalised floats: (x / 255 - mean) / std = x * gain + offset, in torch's default float type
+        # (float32 unless a caller chose float64).
         dtype = torch.get_default_dtype()
         std_t = torch.tensor(std, dtype=dtype, device=device).view(1, -1, 1, 1)
         self._gain = 1.0 / (255.0 * std_t)
@@ -112,7 +112,9 @@ class BatchLoader:
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, C, H, W) on the device to normalised floats in the loader's memory format."""
-        out = torch.addcmul(self._offset, images, self._gain)  # reads the uint8 pixels directly: no float copy
+        # A float copy, then in place: on the CPU 3x faster than one torch.addcmul (34 against 104 us per batch
+        # of 128), whose broadcasting path is slow there.
+        out = images.to(self._gain.dtype).mul_(self._gain).add_(self._offset)
         return out.contiguous(memory_format=self.memory_format)
 
 
