@@ -7,22 +7,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_readme_python_api_example_runs(tmp_path, make_image, monkeypatch) -> None:
+def _run_readme_example(marker: str, folder: Path, make_image, monkeypatch) -> dict:
+    """Run the README's Python block that contains ``marker`` in ``folder`` (with a cat.png there); its names."""
     blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
-    example = next(b for b in blocks if "train(TrainConfig(" in b)
-    make_image(tmp_path / "cat.png")
-    monkeypatch.chdir(tmp_path)
+    example = next(b for b in blocks if marker in b)
+    make_image(folder / "cat.png")
+    monkeypatch.chdir(folder)
     namespace: dict = {}
     exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102  (our own README)
+    return namespace
+
+
+def test_readme_python_api_example_runs(tmp_path, make_image, monkeypatch) -> None:
+    namespace = _run_readme_example("train(TrainConfig(", tmp_path, make_image, monkeypatch)
     assert 0.0 <= namespace["results"]["accuracy"] <= 1.0
     assert (tmp_path / "runs/api/model.safetensors").exists()
 
 
 def test_readme_pretrained_example_runs(tmp_path, make_image, monkeypatch) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
-    example = next(b for b in blocks if "load_pretrained(" in b)
-    make_image(tmp_path / "cat.png")
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102  (our own README)
+    namespace = _run_readme_example("load_pretrained(", tmp_path, make_image, monkeypatch)
     assert namespace["logits"].shape == (1, 10)

@@ -69,7 +69,6 @@ def _config_fields() -> list[str]:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .engine.evaluate import evaluate, format_per_class
-
     from .engine.pretrained import pretrained_weights
 
     if (args.source is None) == (args.pretrained is None):
@@ -88,7 +87,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .engine.predict import format_predictions, predict
-
     from .engine.pretrained import pretrained_weights
 
     if args.pretrained:

@@ -85,8 +85,8 @@ def test_paper_puts_the_published_error_next_to_ours(tmp_path) -> None:
 
 def test_compare_from_the_command_line(tmp_path, capsys) -> None:
     code = main(["experiment", "compare", "lenet5", "resnet20", "--dataset", "cifar10-sample", "--train-subset",
-                 "200", "--epochs", "1", "--batch-size", "50", "--device", "cpu", "--channels-last", "--out", str(tmp_path),
-                 "--quiet"])
+                 "200", "--epochs", "1", "--batch-size", "50", "--device", "cpu", "--channels-last",
+                 "--out", str(tmp_path), "--quiet"])
     assert code == 0
     assert json.loads((tmp_path / "resnet20/config.json").read_text())["channels_last"] is True
     runs = json.loads((tmp_path / "results.json").read_text())["runs"]

@@ -79,8 +79,8 @@ def add_pretrained(source: str | Path, name: str, *, test_accuracy: float, evalu
     atomic_write_json(target / "model.json", {**info, "config": config})
     entry = {"file": f"{name}/model.safetensors", "sha256": _sha256(target / "model.safetensors"),
              "model": info["model"], "dataset": info.get("dataset"), "test_accuracy": round(test_accuracy, 4),
-             "evaluated_on": evaluated_on,
-             "epochs": config.get("epochs"), "train_minutes": round(train_minutes, 1), "command": command}
+             "evaluated_on": evaluated_on, "epochs": config.get("epochs"), "train_minutes": round(train_minutes, 1),
+             "command": command}
     manifest = pretrained_manifest(root) if (root / MANIFEST).is_file() else {}
     atomic_write_json(root / MANIFEST, {**manifest, name: entry})
     return entry
