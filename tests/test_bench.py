@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
-from resnet_cifar.bench import INFER_VARIANTS, TRAIN_VARIANTS, run_bench
+from resnet_cifar.bench import INFER_VARIANTS, TRAIN_VARIANTS, format_rows, run_bench
+from resnet_cifar.flops import model_flops
 
 
 def test_run_bench_rows_cover_train_inference_and_data() -> None:
@@ -15,6 +17,19 @@ def test_run_bench_rows_cover_train_inference_and_data() -> None:
     assert {v.name for v in TRAIN_VARIANTS} >= {v for t, v in tasks if t == "train"} >= {"float32"}
     assert {v.name for v in INFER_VARIANTS} >= {v for t, v in tasks if t == "inference"} >= {"float32"}
     assert all(r["images_per_s"] > 0 for r in rows)
+
+
+def test_bench_rows_turn_images_per_second_into_a_share_of_the_peak() -> None:
+    rows = run_bench(["resnet20"], [8], torch.device("cpu"), steps=1, warmup=0)
+    float32 = next(r for r in rows if r["task"] == "train" and r["variant"] == "float32")
+    flops = model_flops("resnet20", training=True)
+    assert float32["tflops"] == pytest.approx(float32["images_per_s"] * flops / 1e12)
+    assert float32["peak_share"] == pytest.approx(float32["tflops"] / float32["peak_tflops"])
+    assert float32["precision"] == "float32" and 0 < float32["peak_share"] < 1
+    data = next(r for r in rows if r["task"] == "data")
+    assert data["tflops"] is None and data["peak_share"] is None
+    table = format_rows(rows, torch.device("cpu"))
+    assert "TFLOP/s" in table and f"float32 {float32['peak_tflops']:.3f}" in table.splitlines()[-1]
 
 
 def test_bench_command_prints_json(run_cli) -> None:

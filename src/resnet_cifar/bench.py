@@ -5,6 +5,8 @@ row times the on-device loader (crop, flip, normalise) over synthetic uint8 imag
 """
 from __future__ import annotations
 
+import functools
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -14,8 +16,9 @@ from torch import nn
 
 from .data import ImageSet
 from .data.loader import Augment, BatchLoader
-from .engine.device import autocast, cpu_supports_bf16
+from .engine.device import autocast, cpu_supports_bf16, synchronize
 from .engine.int8 import int8_available, quantize_int8
+from .flops import model_flops, practical_peak
 from .models import create_model
 from .models.fold import fold_batchnorm
 
@@ -39,20 +42,15 @@ INFER_VARIANTS = (Variant("float32"), Variant("float32 + folded BN", fold_bn=Tru
                   Variant("int8 + channels_last + folded BN", channels_last=True, fold_bn=True, int8=True))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _images_per_second(step: Callable[[], None], images_per_step: int, device: torch.device, steps: int,
                        warmup: int) -> float:
     for _ in range(warmup):
         step()
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    _sync(device)
+    synchronize(device)
     return images_per_step * steps / (time.perf_counter() - start)
 
 
@@ -68,7 +66,8 @@ def train_throughput(name: str, batch_size: int, device: torch.device, variant: 
     """Training images/s: forward, loss, backward and an SGD step on one synthetic batch."""
     model = create_model(name).to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    images, labels = torch.randn(batch_size, 3, 32, 32, device=device), torch.randint(0, 10, (batch_size,), device=device)
+    images = torch.randn(batch_size, 3, 32, 32, device=device)
+    labels = torch.randint(0, 10, (batch_size,), device=device)
     network, images = _prepare(model, images, variant)
     criterion = nn.CrossEntropyLoss()
 
@@ -118,7 +117,11 @@ def data_throughput(batch_size: int, device: torch.device, images: int = 10_000)
 
 def run_bench(models: Sequence[str], batch_sizes: Sequence[int], device: torch.device, *, steps: int, warmup: int,
               compile_too: bool = False) -> list[dict]:
-    """One row per (task, model, batch size, variant): images/s."""
+    """One row per (task, model, batch size, variant): images/s, and for the models the arithmetic it amounts to.
+
+    ``tflops`` counts convolutions and matrix products (``flops.model_flops``); ``peak_share`` divides it by
+    ``peak_tflops``, the device's practical peak in the row's precision (``flops.practical_peak``), none for int8.
+    """
     def with_compile(variants: tuple[Variant, ...]) -> tuple[Variant, ...]:
         last = [variant for variant in variants if not variant.int8][-1]
         extra = Variant(f"{last.name} + compile", last.amp, last.channels_last, True, last.fold_bn)
@@ -129,27 +132,43 @@ def run_bench(models: Sequence[str], batch_sizes: Sequence[int], device: torch.d
             return device.type == "cpu" and int8_available()
         return not (variant.amp is torch.bfloat16 and device.type == "cpu" and not cpu_supports_bf16())
 
+    peak_of = functools.cache(lambda dtype: practical_peak(device, dtype))
     rows = []
-    for name in models:
-        for batch in batch_sizes:
-            for task, measure, variants in (("train", train_throughput, TRAIN_VARIANTS),
-                                            ("inference", inference_throughput, INFER_VARIANTS)):
-                for variant in with_compile(variants):
-                    if not runs_here(variant):
-                        continue
-                    rate = measure(name, batch, device, variant, steps=steps, warmup=warmup)
-                    rows.append({"task": task, "model": name, "batch": batch, "variant": variant.name,
-                                 "images_per_s": rate})
+    for name, batch in itertools.product(models, batch_sizes):
+        for task, measure, variants in (("train", train_throughput, TRAIN_VARIANTS),
+                                        ("inference", inference_throughput, INFER_VARIANTS)):
+            flops = model_flops(name, training=task == "train")
+            for variant in filter(runs_here, with_compile(variants)):
+                rate = measure(name, batch, device, variant, steps=steps, warmup=warmup)
+                dtype = variant.amp or torch.float32
+                rows.append(_row(task, name, batch, variant.name, rate, flops=flops,
+                                 precision="int8" if variant.int8 else str(dtype).removeprefix("torch."),
+                                 peak=None if variant.int8 else peak_of(dtype)))
     for batch in batch_sizes:
-        rows.append({"task": "data", "model": "-", "batch": batch, "variant": "on-device crop+flip+normalise",
-                     "images_per_s": data_throughput(batch, device)})
+        rows.append(_row("data", "-", batch, "on-device crop+flip+normalise", data_throughput(batch, device)))
     return rows
 
 
+def _row(task: str, model: str, batch: int, variant: str, images_per_s: float, *, flops: float | None = None,
+         precision: str | None = None, peak: float | None = None) -> dict:
+    tflops = images_per_s * flops / 1e12 if flops else None
+    return {"task": task, "model": model, "batch": batch, "variant": variant, "precision": precision,
+            "images_per_s": images_per_s, "tflops": tflops, "peak_tflops": peak / 1e12 if peak else None,
+            "peak_share": tflops * 1e12 / peak if tflops and peak else None}
+
+
 def format_rows(rows: list[dict], device: torch.device) -> str:
-    """A plain-text table of the rows."""
+    """A plain-text table of the rows, with a line on how the arithmetic columns were reached."""
+    def number(value: float | None, template: str) -> str:
+        return "-" if value is None else template.format(value)
+
     lines = [f"device: {device}  torch {torch.__version__}",
-             f"{'task':<10} {'model':<10} {'batch':>5}  {'variant':<36} {'images/s':>10}"]
-    lines += [f"{r['task']:<10} {r['model']:<10} {r['batch']:>5}  {r['variant']:<36} {r['images_per_s']:>10.1f}"
-              for r in rows]
+             f"{'task':<10} {'model':<10} {'batch':>5}  {'variant':<36} {'images/s':>10} {'TFLOP/s':>8} "
+             f"{'of peak':>7}"]
+    lines += [f"{r['task']:<10} {r['model']:<10} {r['batch']:>5}  {r['variant']:<36} {r['images_per_s']:>10.1f} "
+              f"{number(r['tflops'], '{:.3f}'):>8} {number(r['peak_share'], '{:.0%}'):>7}" for r in rows]
+    peaks = sorted({(r["precision"], r["peak_tflops"]) for r in rows if r["peak_tflops"]})
+    lines.append("TFLOP/s: convolutions and matrix products only; peak: the faster of a large matrix product and "
+                 "convolution measured here ("
+                 + ", ".join(f"{dtype} {peak:.3f}" for dtype, peak in peaks) + " TFLOP/s)")
     return "\n".join(lines)

@@ -55,3 +55,11 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager:
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until ``device`` has finished its queued work (a no-op on the CPU), so that timers are honest."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
