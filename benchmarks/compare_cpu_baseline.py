@@ -19,8 +19,7 @@ import time
 
 import torch
 import torchvision
-from torch.utils.data import DataLoader
-from torchvision import transforms
+from seeds_way import seeds_loader
 
 from resnet_cifar.bench import INFER_VARIANTS, Variant, inference_throughput, train_throughput
 from resnet_cifar.data import load_dataset
@@ -28,28 +27,15 @@ from resnet_cifar.data.loader import Augment, BatchLoader
 from resnet_cifar.engine.int8 import int8_available
 
 MODEL, BATCH = "resnet18", 128
-MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 OURS_TRAIN = Variant("bf16 + channels_last", torch.bfloat16, channels_last=True)
 OURS_INFER = Variant("bf16 + channels_last + folded BN", torch.bfloat16, channels_last=True, fold_bn=True)
 OURS_INT8 = next(variant for variant in INFER_VARIANTS if variant.int8)
 BASELINE = Variant("float32")
 
 
-def _accept_unofficial_sums() -> None:
-    """torchvision checks the official MD5 sums; the JPEG-derived copy has its own, so only check files exist."""
-    import os.path
-
-    torchvision.datasets.cifar.check_integrity = lambda path, md5=None: os.path.isfile(path)
-
-
 def baseline_data(data_dir: str, batches: int) -> float:
     """Images/s of the PIL + DataLoader pipeline over ``batches`` batches (after the workers have started)."""
-    augment = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
-                                  transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
-    _accept_unofficial_sums()
-    loader = DataLoader(torchvision.datasets.CIFAR10(data_dir, train=True, transform=augment), batch_size=BATCH, shuffle=True,
-                        num_workers=2)
-    iterator = iter(loader)
+    iterator = iter(seeds_loader(data_dir, train=True, batch_size=BATCH, workers=2))
     next(iterator)
     start = time.perf_counter()
     for _ in range(batches):

@@ -180,8 +180,10 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         "(class-balanced, chosen by --seed) for quick runs; 0 = all (default 0)")
     add("--amp", default=d.amp, choices=AMP_MODES, help="mixed precision (default auto: bf16 or fp16 on CUDA, off "
         "elsewhere)")
-    add("--channels-last", action="store_true", help="channels-last memory format")
-    add("--compile", action="store_true", help="torch.compile the model")
+    add("--channels-last", action=argparse.BooleanOptionalAction, default=d.channels_last,
+        help="channels-last memory format (default off; on in the fast recipe)")
+    add("--compile", action=argparse.BooleanOptionalAction, default=d.compile,
+        help="torch.compile the model (default off; on in the fast recipe)")
     add("--sync-bn", action="store_true", help="with several processes (torchrun), BatchNorm statistics over the "
         "batches of all of them")
     add("--ema", action="store_true", help="evaluate and export an exponential moving average of the weights")

@@ -29,6 +29,13 @@ def test_an_option_given_with_its_default_value_still_overrides_the_recipe() -> 
     assert _config("--recipe", "seeds-adam", "--augment").augment is True
 
 
+def test_a_recipes_switches_can_be_turned_off() -> None:
+    fast = _config("--recipe", "fast")
+    assert fast.compile and fast.channels_last
+    plain = _config("--recipe", "fast", "--no-compile", "--no-channels-last")
+    assert not plain.compile and not plain.channels_last and plain.epochs == fast.epochs
+
+
 def test_paper_recipe_follows_section_4_2() -> None:
     config = recipe_config("paper")
     steps_per_epoch = (50_000 - config.val_split) // config.batch_size

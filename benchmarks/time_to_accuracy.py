@@ -1,0 +1,96 @@
+"""Time to accuracy: how much sooner one of our runs reaches the seeds' baseline's final test accuracy.
+
+    python benchmarks/time_to_accuracy.py BASELINE_JSON RUN/metrics.csv [--label "fast recipe"] --out DIR
+
+BASELINE_JSON comes from ``seeds_baseline.py``; metrics.csv from ``resnet-cifar train`` on the same device and
+data. Both clocks start at the first training step and include every epoch's test pass, so ``torch.compile``
+time counts against us. Accuracy is known at epoch ends only, so "reached" means at the end of the first epoch
+whose test accuracy is at least the baseline's final one. Writes DIR/time-to-accuracy.png (test accuracy
+against wall time, both runs) and DIR/time-to-accuracy.json, and prints the summary.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from resnet_cifar.plots import save_figure  # also selects matplotlib's file-only Agg backend
+
+
+def read_baseline(path: Path) -> list[dict]:
+    """The epoch rows of a ``seeds_baseline.py`` report."""
+    return json.loads(path.read_text())["rows"]
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The epoch rows of a run's metrics.csv, with numbers as floats."""
+    with path.open(newline="") as f:
+        return [{key: float(value) for key, value in row.items() if value not in ("", None)} for row in csv.DictReader(f)]
+
+
+def compare(baseline: list[dict], ours: list[dict]) -> dict:
+    """The baseline's final accuracy and time, when (if ever) ours reached it, and both final accuracies."""
+    target, baseline_seconds = baseline[-1]["test_acc"], baseline[-1]["elapsed_seconds"]
+    reached = next((row for row in ours if row["test_acc"] >= target), None)
+    return {
+        "baseline_final_acc": target, "baseline_seconds": baseline_seconds, "baseline_epochs": len(baseline),
+        "ours_final_acc": ours[-1]["test_acc"], "ours_seconds": ours[-1]["elapsed_seconds"], "ours_epochs": len(ours),
+        "ours_gain_points": 100 * (ours[-1]["test_acc"] - target),
+        "ours_epoch_reaching": int(reached["epoch"]) if reached else None,
+        "ours_seconds_reaching": reached["elapsed_seconds"] if reached else None,
+        "speedup": baseline_seconds / reached["elapsed_seconds"] if reached else None,
+    }
+
+
+def plot(baseline: list[dict], ours: list[dict], summary: dict, label: str, path: Path) -> None:
+    """Test accuracy against wall time (log scale) for both runs, the baseline's final accuracy dashed."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for rows, name in ((baseline, "seeds' recipe (baseline)"), (ours, label)):
+        axis.plot([row["elapsed_seconds"] for row in rows], [100 * row["test_acc"] for row in rows], marker=".",
+                  label=name)
+    axis.axhline(100 * summary["baseline_final_acc"], color="grey", linestyle="--", linewidth=1)
+    if summary["speedup"]:
+        axis.annotate(f"speed-up {summary['speedup']:.1f}x", (summary["ours_seconds_reaching"],
+                      100 * summary["baseline_final_acc"]), textcoords="offset points", xytext=(8, -14))
+    axis.set_xscale("log")
+    axis.set_xlabel("wall time (s), log scale")
+    axis.set_ylabel("test accuracy (%)")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(loc="lower right")
+    save_figure(figure, path)
+
+
+def describe(summary: dict, label: str) -> str:
+    """The summary in two lines."""
+    lines = [f"baseline: {summary['baseline_final_acc']:.2%} after {summary['baseline_epochs']} epochs, "
+             f"{summary['baseline_seconds']:.1f} s"]
+    if summary["speedup"]:
+        lines.append(f"{label}: reached it at epoch {summary['ours_epoch_reaching']}, "
+                     f"{summary['ours_seconds_reaching']:.1f} s (speed-up {summary['speedup']:.1f}x); ")
+    else:
+        lines.append(f"{label}: never reached it; ")
+    lines[-1] += (f"final {summary['ours_final_acc']:.2%} after {summary['ours_epochs']} epochs, "
+                  f"{summary['ours_seconds']:.1f} s ({summary['ours_gain_points']:+.2f} points)")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("baseline", type=Path, help="JSON written by seeds_baseline.py")
+    parser.add_argument("metrics", type=Path, help="metrics.csv of our run")
+    parser.add_argument("--label", default="ours", help="our run's name in the figure (default ours)")
+    parser.add_argument("--out", type=Path, default=Path("."), help="folder for the figure and JSON (default .)")
+    args = parser.parse_args()
+    baseline, ours = read_baseline(args.baseline), read_metrics(args.metrics)
+    summary = compare(baseline, ours)
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot(baseline, ours, summary, args.label, args.out / "time-to-accuracy.png")
+    (args.out / "time-to-accuracy.json").write_text(json.dumps({"label": args.label, **summary}, indent=2))
+    print(describe(summary, args.label))
+
+
+if __name__ == "__main__":
+    main()

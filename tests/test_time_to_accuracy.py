@@ -1,0 +1,70 @@
+"""benchmarks/time_to_accuracy.py: when a run reaches the baseline's final accuracy, and how much sooner."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from resnet_cifar.engine.callbacks import METRIC_COLUMNS
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "time_to_accuracy.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("time_to_accuracy", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _baseline(path: Path, accuracies: list[float], seconds_per_epoch: float) -> Path:
+    rows = [{"epoch": i + 1, "test_acc": acc, "elapsed_seconds": seconds_per_epoch * (i + 1)}
+            for i, acc in enumerate(accuracies)]
+    path.write_text(json.dumps({"recipe": "seeds", "rows": rows}))
+    return path
+
+
+def _metrics_csv(path: Path, accuracies: list[float], seconds_per_epoch: float) -> Path:
+    """A metrics.csv as ``resnet-cifar train`` writes it: every column, the validation ones empty."""
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
+        writer.writeheader()
+        for i, acc in enumerate(accuracies):
+            writer.writerow({"epoch": i + 1, "train_loss": 1.0, "train_acc": acc, "val_loss": "", "val_acc": "",
+                             "test_loss": 1.0, "test_acc": acc, "lr": 0.1, "skipped_batches": 0,
+                             "epoch_seconds": seconds_per_epoch, "elapsed_seconds": seconds_per_epoch * (i + 1)})
+    return path
+
+
+def test_first_epoch_at_or_above_the_baselines_final_accuracy_counts(script, tmp_path: Path) -> None:
+    baseline = script.read_baseline(_baseline(tmp_path / "b.json", [0.5, 0.8, 0.9], seconds_per_epoch=100))
+    ours = script.read_metrics(_metrics_csv(tmp_path / "m.csv", [0.7, 0.89, 0.9, 0.93], seconds_per_epoch=5))
+    summary = script.compare(baseline, ours)
+    assert summary["ours_epoch_reaching"] == 3 and summary["ours_seconds_reaching"] == 15
+    assert summary["speedup"] == pytest.approx(300 / 15)
+    assert summary["ours_gain_points"] == pytest.approx(3.0)
+
+
+def test_a_run_that_never_gets_there_has_no_speedup(script, tmp_path: Path) -> None:
+    baseline = script.read_baseline(_baseline(tmp_path / "b.json", [0.9], seconds_per_epoch=100))
+    ours = script.read_metrics(_metrics_csv(tmp_path / "m.csv", [0.7, 0.85], seconds_per_epoch=5))
+    summary = script.compare(baseline, ours)
+    assert summary["speedup"] is None and summary["ours_epoch_reaching"] is None
+    assert "never reached it" in script.describe(summary, "ours")
+
+
+def test_command_writes_the_figure_and_the_summary(script, tmp_path: Path, monkeypatch, capsys) -> None:
+    baseline = _baseline(tmp_path / "b.json", [0.5, 0.8], seconds_per_epoch=60)
+    metrics = _metrics_csv(tmp_path / "m.csv", [0.6, 0.85], seconds_per_epoch=3)
+    monkeypatch.setattr(sys, "argv", ["time_to_accuracy.py", str(baseline), str(metrics), "--label", "fast",
+                                      "--out", str(tmp_path / "out")])
+    script.main()
+    written = json.loads((tmp_path / "out" / "time-to-accuracy.json").read_text())
+    assert written["label"] == "fast" and written["speedup"] == pytest.approx(120 / 6)
+    assert (tmp_path / "out" / "time-to-accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    assert "speed-up 20.0x" in capsys.readouterr().out
