@@ -81,6 +81,15 @@ def test_fast_recipe_settings_train_end_to_end_and_load_on_the_cpu(tmp_path) -> 
     assert trained.model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
+def test_cuda_graphs_train_and_match_the_metrics_columns(tmp_path) -> None:
+    config = TrainConfig(model="resnet20", dataset="cifar10-sample", epochs=2, batch_size=100, device="cuda",
+                         compile=True, compile_mode="reduce-overhead", out=str(tmp_path / "run"))
+    folder = train(config, quiet=True)
+    with open(folder / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
+
+
 def test_a_run_started_on_the_gpu_resumes_on_the_cpu(tmp_path) -> None:
     config = TrainConfig(model="resnet20", dataset="cifar10-sample", epochs=2, batch_size=100, device="cuda",
                          out=str(tmp_path / "run"))

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # On the GPU machine (its image has torch, torchvision, matplotlib, tqdm, safetensors; gpu/ carried from
 # benchmarks/gpu/prepare.sh): run one or more steps, each writing its results under $OUT (default ./gpu-out).
-#   bash benchmarks/gpu/run.sh STEP...     STEP: tests | bench | fast | baseline
+#   bash benchmarks/gpu/run.sh STEP...     STEP: tests | bench | fast | graphs | baseline
 #   tests     the GPU tests (tests/test_gpu.py) and the training tests, on the GPU
 #   bench     resnet-cifar bench on CUDA (ResNet-18 and ResNet-20, batch 128 and 512, with torch.compile)
 #   fast      resnet-cifar train --recipe fast on the full CIFAR-10 copy, then eval with TTA
+#   graphs    the same with --compile-mode reduce-overhead (CUDA graphs): do they pay?
 #   baseline  the seeds' recipe, 50 epochs (benchmarks/seeds_baseline.py)
 # Each of fast and baseline fits one 10-minute call on an H100; afterwards, on any machine:
 #   python benchmarks/time_to_accuracy.py baseline.json fast-metrics.csv --label "fast recipe" --out DIR
-# DEVICE=cpu SMOKE=1 runs every step in miniature, to check the script itself without a GPU.
+# DEVICE=cpu SMOKE=1 runs every step in miniature (compiling on the CPU), to check the script itself without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-gpu-out}
@@ -16,7 +17,7 @@ DEVICE=${DEVICE:-cuda}
 mkdir -p "$OUT"
 if [ -n "${SMOKE:-}" ]; then
     bench_args=(--models resnet20 --batch-sizes 32 --steps 1 --warmup 0)
-    train_args=(--model resnet20 --epochs 1 --train-subset 256 --batch-size 64 --no-compile)
+    train_args=(--model resnet20 --epochs 1 --train-subset 256 --batch-size 64)
     baseline_args=(--epochs 1 --max-batches 2 --workers 2)
 else
     bench_args=(--models resnet18 resnet20 --batch-sizes 128 512 --compile)
@@ -30,6 +31,17 @@ data=/tmp/cifar-data
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$OUT/gpu.txt" || true
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)" \
     >> "$OUT/gpu.txt"
+train_fast() {  # NAME [OPTIONS...]: the fast recipe on the full data, its metrics and a TTA evaluation to $OUT
+    local name=$1
+    shift
+    rm -rf "/tmp/runs/$name"
+    python3 -m resnet_cifar train --recipe fast --data-dir $data --no-download --device "$DEVICE" \
+        --out "/tmp/runs/$name" "${train_args[@]}" "$@" 2>&1 | tr '\r' '\n' | grep -v "batch/s\|s/batch" \
+        | tee "$OUT/$name.log"
+    cp "/tmp/runs/$name/metrics.csv" "$OUT/$name-metrics.csv"
+    python3 -m resnet_cifar eval "/tmp/runs/$name" --tta --data-dir $data --no-download 2>&1 | tee "$OUT/$name-eval.txt"
+}
+
 for step in "$@"; do
     case $step in
     tests)
@@ -44,15 +56,13 @@ print(format_rows(report["rows"], torch.device(report["device"])))
 PY
         ;;
     fast)
-        rm -rf /tmp/runs/fast
-        python3 -m resnet_cifar train --recipe fast --data-dir $data --no-download --device "$DEVICE" \
-            --out /tmp/runs/fast "${train_args[@]}" 2>&1 | tr '\r' '\n' | grep -v "batch/s\|s/batch" | tee "$OUT/fast.log"
-        cp /tmp/runs/fast/metrics.csv "$OUT/fast-metrics.csv"
-        python3 -m resnet_cifar eval /tmp/runs/fast --tta --data-dir $data --no-download 2>&1 | tee "$OUT/fast-eval.txt" ;;
+        train_fast fast ;;
+    graphs)
+        train_fast graphs --compile-mode reduce-overhead ;;
     baseline)
         python3 benchmarks/seeds_baseline.py $data --device "$DEVICE" --json "$OUT/baseline.json" \
             "${baseline_args[@]}" 2>&1 | tee "$OUT/baseline.log" ;;
     *)
-        echo "unknown step $step: choose tests, bench, fast or baseline" >&2; exit 2 ;;
+        echo "unknown step $step: choose tests, bench, fast, graphs or baseline" >&2; exit 2 ;;
     esac
 done

@@ -131,7 +131,7 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
 
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     from .data import DATASETS
-    from .engine.config import AMP_MODES, DEVICES, OPTIMIZERS, SCHEDULES, TrainConfig
+    from .engine.config import AMP_MODES, COMPILE_MODES, DEVICES, OPTIMIZERS, SCHEDULES, TrainConfig
     from .engine.recipes import RECIPES
 
     d = TrainConfig()
@@ -184,6 +184,9 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         help="channels-last memory format (default off; on in the fast recipe)")
     add("--compile", action=argparse.BooleanOptionalAction, default=d.compile,
         help="torch.compile the model (default off; on in the fast recipe)")
+    add("--compile-mode", default=d.compile_mode, choices=COMPILE_MODES, help="with --compile: reduce-overhead "
+        "replays CUDA graphs (fewer kernel launches per step), max-autotune also searches for faster kernels "
+        "(long compilation) (default default)")
     add("--sync-bn", action="store_true", help="with several processes (torchrun), BatchNorm statistics over the "
         "batches of all of them")
     add("--ema", action="store_true", help="evaluate and export an exponential moving average of the weights")

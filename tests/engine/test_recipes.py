@@ -36,6 +36,12 @@ def test_a_recipes_switches_can_be_turned_off() -> None:
     assert not plain.compile and not plain.channels_last and plain.epochs == fast.epochs
 
 
+def test_compile_mode_needs_compile() -> None:
+    assert _config("--recipe", "fast", "--compile-mode", "reduce-overhead").compile_mode == "reduce-overhead"
+    with pytest.raises(ResnetCifarError, match="--compile-mode reduce-overhead needs --compile"):
+        _config("--compile-mode", "reduce-overhead")
+
+
 def test_paper_recipe_follows_section_4_2() -> None:
     config = recipe_config("paper")
     steps_per_epoch = (50_000 - config.val_split) // config.batch_size

@@ -13,6 +13,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("onecycle", "cosine", "multistep", "plateau", "constant")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's; reduce-overhead = CUDA graphs
 
 
 @dataclass
@@ -46,6 +47,7 @@ class TrainConfig:
     amp: str = "auto"
     channels_last: bool = False
     compile: bool = False
+    compile_mode: str = "default"
     sync_bn: bool = False
     ema: bool = False
     ema_decay: float = 0.999
@@ -72,6 +74,9 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("amp", self.amp, AMP_MODES)
         _choice("device", self.device, DEVICES)
+        _choice("compile_mode", self.compile_mode, COMPILE_MODES)
+        if self.compile_mode != "default" and not self.compile:
+            raise ResnetCifarError(f"--compile-mode {self.compile_mode} needs --compile")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ResnetCifarError(f"--lr must be a positive number, got {self.lr}")
         for name in ("momentum", "weight_decay", "label_smoothing", "ema_decay", "gamma"):

@@ -119,6 +119,8 @@ def train_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
     for images, labels in batches:
         for copy, buffer in zip(saved, buffers):
             copy.copy_(buffer)
+        # A new step for CUDA graphs (compile mode reduce-overhead): last step's graph outputs may be reused.
+        torch.compiler.cudagraph_mark_step_begin()
         with autocast(images.device, amp_dtype):
             logits = model(images)
             loss = criterion(logits, labels)

@@ -115,7 +115,7 @@ class Run:
             self.network = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if config.compile:
-            self.network = torch.compile(self.network)
+            self.network = torch.compile(self.network, mode=config.compile_mode)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.history: list[dict[str, Any]] = []
         self.epoch = 0  # finished epochs
