@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # On the GPU machine (its image has torch, torchvision, matplotlib, tqdm, safetensors; gpu/ carried from
 # benchmarks/gpu/prepare.sh): run one or more steps, each writing its results under $OUT (default ./gpu-out).
-#   bash benchmarks/gpu/run.sh STEP...     STEP: tests | bench | fast | graphs | baseline
+#   bash benchmarks/gpu/run.sh STEP...     STEP: tests | bench | fast | eager | graphs | baseline
 #   tests     the GPU tests (tests/test_gpu.py) and the training tests, on the GPU
 #   bench     resnet-cifar bench on CUDA (ResNet-18 and ResNet-20, batch 128 and 512, with torch.compile)
 #   fast      resnet-cifar train --recipe fast on the full CIFAR-10 copy, then eval with TTA
+#   eager     the same without torch.compile: does compiling pay back its own time within the run?
 #   graphs    the same with --compile-mode reduce-overhead (CUDA graphs): do they pay?
 #   baseline  the seeds' recipe, 50 epochs (benchmarks/seeds_baseline.py)
 # Each of fast and baseline fits one 10-minute call on an H100; afterwards, on any machine:
@@ -57,12 +58,14 @@ PY
         ;;
     fast)
         train_fast fast ;;
+    eager)
+        train_fast eager --no-compile ;;
     graphs)
         train_fast graphs --compile-mode reduce-overhead ;;
     baseline)
         python3 benchmarks/seeds_baseline.py $data --device "$DEVICE" --json "$OUT/baseline.json" \
             "${baseline_args[@]}" 2>&1 | tee "$OUT/baseline.log" ;;
     *)
-        echo "unknown step $step: choose tests, bench, fast, graphs or baseline" >&2; exit 2 ;;
+        echo "unknown step $step: choose tests, bench, fast, eager, graphs or baseline" >&2; exit 2 ;;
     esac
 done
