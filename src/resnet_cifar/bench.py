@@ -1,7 +1,8 @@
 """``resnet-cifar bench``: images/s of training steps, inference and the data pipeline on the current device.
 
 Training and inference run on synthetic tensors already on the device (pure throughput); the data pipeline
-row times the on-device loader (crop, flip, normalise) over synthetic uint8 images.
+row times the on-device loader (crop, flip, normalise) over synthetic uint8 images. Model rows also give the
+arithmetic rate this amounts to and its share of the device's practical peak (``flops``).
 """
 from __future__ import annotations
 
@@ -168,7 +169,7 @@ def format_rows(rows: list[dict], device: torch.device) -> str:
     lines += [f"{r['task']:<10} {r['model']:<10} {r['batch']:>5}  {r['variant']:<36} {r['images_per_s']:>10.1f} "
               f"{number(r['tflops'], '{:.3f}'):>8} {number(r['peak_share'], '{:.0%}'):>7}" for r in rows]
     peaks = sorted({(r["precision"], r["peak_tflops"]) for r in rows if r["peak_tflops"]})
-    lines.append("TFLOP/s: convolutions and matrix products only; peak: the faster of a large matrix product and "
-                 "convolution measured here ("
+    lines.append("TFLOP/s: convolutions and matrix products only (int8 rows: integer operations); peak: the faster "
+                 "of a large matrix product and convolution measured here ("
                  + ", ".join(f"{dtype} {peak:.3f}" for dtype, peak in peaks) + " TFLOP/s)")
     return "\n".join(lines)
