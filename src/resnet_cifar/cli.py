@@ -118,7 +118,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
-    bench = commands.add_parser("bench", help="training, inference and data-pipeline images/s on this device")
+    bench = commands.add_parser("bench", help="training, inference and data-pipeline images/s on this device, "
+                                "with the TFLOP/s they amount to and their share of its peak")
     bench.add_argument("--models", nargs="+", default=["resnet18", "resnet20"], help="(default resnet18 resnet20)")
     bench.add_argument("--batch-sizes", type=int, nargs="+", default=[128], help="(default 128)")
     bench.add_argument("--steps", type=int, default=5, help="timed steps per row (default 5)")
