@@ -3,12 +3,13 @@
 # benchmarks/gpu/prepare.sh): run one or more steps, each writing its results under $OUT (default ./gpu-out).
 #   bash benchmarks/gpu/run.sh STEP...     STEP: tests | bench | fast | eager | graphs | baseline
 #   tests     the GPU tests (tests/test_gpu.py) and the training tests, on the GPU
-#   bench     resnet-cifar bench on CUDA (ResNet-18 and ResNet-20, batch 128 and 512, with torch.compile)
+#   bench     resnet-cifar bench on CUDA (ResNet-18 and ResNet-20, batch 128 and 512, 20 timed steps each;
+#             compile's effect shows in fast against eager)
 #   fast      resnet-cifar train --recipe fast on the full CIFAR-10 copy, then eval with TTA
 #   eager     the same without torch.compile: does compiling pay back its own time within the run?
 #   graphs    the same with --compile-mode reduce-overhead (CUDA graphs): do they pay?
 #   baseline  the seeds' recipe, 50 epochs (benchmarks/seeds_baseline.py)
-# Each of fast and baseline fits one 10-minute call on an H100; afterwards, on any machine:
+# Give each step its own call (at most 10 minutes each on the GPU machine); afterwards, on any machine:
 #   python benchmarks/time_to_accuracy.py baseline.json fast-metrics.csv --label "fast recipe" --out DIR
 # DEVICE=cpu SMOKE=1 runs every step in miniature (compiling on the CPU), to check the script itself without a GPU.
 set -euo pipefail
@@ -21,7 +22,7 @@ if [ -n "${SMOKE:-}" ]; then
     train_args=(--model resnet20 --epochs 1 --train-subset 256 --batch-size 64)
     baseline_args=(--epochs 1 --max-batches 2 --workers 2)
 else
-    bench_args=(--models resnet18 resnet20 --batch-sizes 128 512 --compile)
+    bench_args=(--models resnet18 resnet20 --batch-sizes 128 512 --steps 20 --warmup 5)
     train_args=()
     baseline_args=()
 fi
