@@ -139,7 +139,7 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train", help="train a model; writes a run folder (checkpoints, weights, metrics, curves)",
         description="Train a model. The defaults are a ResNet-18 recipe for CIFAR-10 on one GPU (SGD + Nesterov, "
-                    "batch 512, one-cycle, label smoothing; its GPU accuracy is not measured yet). --recipe picks "
+                    "batch 512, one-cycle, label smoothing; its accuracy is not measured yet). --recipe picks "
                     "another group of settings (the seeds' runs, the paper's schedule); options given override it.")
     add = train.add_argument
     add("--recipe", default="default", choices=list(RECIPES), help="a named group of settings that the other "
