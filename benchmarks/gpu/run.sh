@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # On the GPU machine (its image has torch, torchvision, matplotlib, tqdm, safetensors; gpu/ carried from
 # benchmarks/gpu/prepare.sh): run one or more steps, each writing its results under $OUT (default ./gpu-out).
-#   bash benchmarks/gpu/run.sh STEP...     STEP: tests | bench | fast | eager | graphs | baseline
+#   bash benchmarks/gpu/run.sh STEP...     STEP: tests | bench | fast | eager | graphs | ema | default | baseline
 #   tests     the GPU tests (tests/test_gpu.py) and the training tests, on the GPU
 #   bench     resnet-cifar bench on CUDA (ResNet-18 and ResNet-20, batch 128 and 512, 20 timed steps each;
 #             compile's effect shows in fast against eager)
 #   fast      resnet-cifar train --recipe fast on the full CIFAR-10 copy, then eval with TTA
 #   eager     the same without torch.compile: does compiling pay back its own time within the run?
 #   graphs    the same with --compile-mode reduce-overhead (CUDA graphs): do they pay?
+#   ema       the fast recipe with --ema; default: the 30-epoch default recipe (for the +2 points target)
 #   baseline  the seeds' recipe, 50 epochs (benchmarks/seeds_baseline.py)
 # Give each step its own call (at most 10 minutes each on the GPU machine); afterwards, on any machine:
 #   python benchmarks/time_to_accuracy.py baseline.json fast-metrics.csv --label "fast recipe" --out DIR
@@ -33,11 +34,11 @@ data=/tmp/cifar-data
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$OUT/gpu.txt" || true
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)" \
     >> "$OUT/gpu.txt"
-train_fast() {  # NAME [OPTIONS...]: the fast recipe on the full data, its metrics and a TTA evaluation to $OUT
-    local name=$1
-    shift
+train_recipe() {  # NAME RECIPE [OPTIONS...]: train on the full data; its log, metrics and a TTA evaluation to $OUT
+    local name=$1 recipe=$2
+    shift 2
     rm -rf "/tmp/runs/$name"
-    python3 -m resnet_cifar train --recipe fast --data-dir $data --no-download --device "$DEVICE" \
+    python3 -m resnet_cifar train --recipe "$recipe" --data-dir $data --no-download --device "$DEVICE" \
         --out "/tmp/runs/$name" "${train_args[@]}" "$@" 2>&1 | tr '\r' '\n' | grep -v "batch/s\|s/batch" \
         | tee "$OUT/$name.log"
     cp "/tmp/runs/$name/metrics.csv" "$OUT/$name-metrics.csv"
@@ -58,15 +59,19 @@ print(format_rows(report["rows"], torch.device(report["device"])))
 PY
         ;;
     fast)
-        train_fast fast ;;
+        train_recipe fast fast ;;
     eager)
-        train_fast eager --no-compile ;;
+        train_recipe eager fast --no-compile ;;
     graphs)
-        train_fast graphs --compile-mode reduce-overhead ;;
+        train_recipe graphs fast --compile-mode reduce-overhead ;;
+    ema)
+        train_recipe ema fast --ema ;;
+    default)
+        train_recipe default default --channels-last --compile ;;
     baseline)
         python3 benchmarks/seeds_baseline.py $data --device "$DEVICE" --json "$OUT/baseline.json" \
             "${baseline_args[@]}" 2>&1 | tee "$OUT/baseline.log" ;;
     *)
-        echo "unknown step $step: choose tests, bench, fast, eager, graphs or baseline" >&2; exit 2 ;;
+        echo "unknown step $step: choose tests, bench, fast, eager, graphs, ema, default or baseline" >&2; exit 2 ;;
     esac
 done
