@@ -15,6 +15,7 @@ from resnet_cifar import create_model
 from resnet_cifar.bench import run_bench
 from resnet_cifar.data import load_dataset
 from resnet_cifar.data.loader import Augment, BatchLoader
+from resnet_cifar.engine.checkpoint import load_checkpoint, save_checkpoint
 from resnet_cifar.engine.config import TrainConfig
 from resnet_cifar.engine.device import resolve_amp
 from resnet_cifar.engine.loop import EpochTally, train_epoch
@@ -94,9 +95,9 @@ def test_a_run_started_on_the_gpu_resumes_on_the_cpu(tmp_path) -> None:
     config = TrainConfig(model="resnet20", dataset="cifar10-sample", epochs=2, batch_size=100, device="cuda",
                          out=str(tmp_path / "run"))
     folder = train(config, quiet=True, stop_after=1)
-    state = torch.load(folder / "last.pt", map_location="cpu", weights_only=True)
+    state = load_checkpoint(folder / "last.pt")
     state["config"]["device"] = "cpu"
-    torch.save(state, folder / "last.pt")
+    save_checkpoint(folder / "last.pt", state)
     train(resume=folder, quiet=True)
     with open(folder / "metrics.csv") as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2"]

@@ -134,11 +134,12 @@ def run_bench(models: Sequence[str], batch_sizes: Sequence[int], device: torch.d
         return not (variant.amp is torch.bfloat16 and device.type == "cpu" and not cpu_supports_bf16())
 
     peak_of = functools.cache(lambda dtype: practical_peak(device, dtype))
+    flops_of = functools.cache(model_flops)  # per image: the same for every batch size
     rows = []
     for name, batch in itertools.product(models, batch_sizes):
         for task, measure, variants in (("train", train_throughput, TRAIN_VARIANTS),
                                         ("inference", inference_throughput, INFER_VARIANTS)):
-            flops = model_flops(name, training=task == "train")
+            flops = flops_of(name, training=task == "train")
             for variant in filter(runs_here, with_compile(variants)):
                 rate = measure(name, batch, device, variant, steps=steps, warmup=warmup)
                 dtype = variant.amp or torch.float32
