@@ -10,20 +10,22 @@ the crop added here makes the baseline stronger.) Needs torchvision: run it in a
     python benchmarks/seeds_baseline.py DATA_DIR --device cuda --json baseline.json
 
 ``elapsed_seconds`` of an epoch counts its training and its test pass, from the first training step on; the
-datasets and the model are built before the clock starts (as for ``resnet-cifar train``'s metrics.csv).
+datasets and the model are built before the clock starts (as for ``resnet-cifar train``'s metrics.csv). The JSON
+is rewritten (atomically) after every epoch, so a run stopped by a time limit still leaves the epochs it finished.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from itertools import islice
+from pathlib import Path
 from typing import Iterable
 
 import torch
 from seeds_way import seeds_loader
 from torch import nn, optim
 
+from resnet_cifar.engine.io import atomic_write_json
 from resnet_cifar.models import create_model
 
 
@@ -80,6 +82,9 @@ def main() -> None:
     optimizer = optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     scheduler = optim.lr_scheduler.ReduceLROnPlateau(optimizer, threshold=0.1, patience=3)
     rows, elapsed = [], 0.0
+    report = {"recipe": "seeds", "model": "resnet18", "device": str(device), "torch": torch.__version__,
+              "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+              "workers": args.workers, "max_batches": args.max_batches, "epochs": args.epochs, "rows": rows}
     for epoch in range(1, args.epochs + 1):
         start = time.perf_counter()
         loss_sum, steps, train_acc = train_epoch(net, islice(train_loader, args.max_batches), optimizer, device)
@@ -91,11 +96,7 @@ def main() -> None:
         scheduler.step(loss_sum)
         print(f"epoch {epoch}/{args.epochs}  train loss {rows[-1]['train_loss']:.4f} acc {train_acc:.2%}  "
               f"test loss {test_loss:.4f} acc {test_acc:.2%}  lr {rows[-1]['lr']:.4g}  {elapsed:.1f}s", flush=True)
-    report = {"recipe": "seeds", "model": "resnet18", "device": str(device), "torch": torch.__version__,
-              "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
-              "workers": args.workers, "max_batches": args.max_batches, "rows": rows}
-    with open(args.json, "w") as f:
-        json.dump(report, f, indent=2)
+        atomic_write_json(Path(args.json), report)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,10 @@ import matplotlib.pyplot as plt
 from resnet_cifar.plots import save_figure  # also selects matplotlib's file-only Agg backend
 
 
-def read_baseline(path: Path) -> list[dict]:
-    """The epoch rows of a ``seeds_baseline.py`` report."""
-    return json.loads(path.read_text())["rows"]
+def read_baseline(path: Path) -> tuple[list[dict], int]:
+    """The epoch rows of a ``seeds_baseline.py`` report and the number of epochs it was asked for."""
+    report = json.loads(path.read_text())
+    return report["rows"], report.get("epochs", len(report["rows"]))
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -31,12 +32,13 @@ def read_metrics(path: Path) -> list[dict]:
         return [{key: float(value) for key, value in row.items() if value not in ("", None)} for row in csv.DictReader(f)]
 
 
-def compare(baseline: list[dict], ours: list[dict]) -> dict:
+def compare(baseline: list[dict], ours: list[dict], baseline_planned_epochs: int) -> dict:
     """The baseline's final accuracy and time, when (if ever) ours reached it, and both final accuracies."""
     target, baseline_seconds = baseline[-1]["test_acc"], baseline[-1]["elapsed_seconds"]
     reached = next((row for row in ours if row["test_acc"] >= target), None)
     return {
         "baseline_final_acc": target, "baseline_seconds": baseline_seconds, "baseline_epochs": len(baseline),
+        "baseline_planned_epochs": baseline_planned_epochs,
         "ours_final_acc": ours[-1]["test_acc"], "ours_seconds": ours[-1]["elapsed_seconds"], "ours_epochs": len(ours),
         "ours_gain_points": 100 * (ours[-1]["test_acc"] - target),
         "ours_epoch_reaching": int(reached["epoch"]) if reached else None,
@@ -67,6 +69,9 @@ def describe(summary: dict, label: str) -> str:
     """The summary in two lines."""
     lines = [f"baseline: {summary['baseline_final_acc']:.2%} after {summary['baseline_epochs']} epochs, "
              f"{summary['baseline_seconds']:.1f} s"]
+    if summary["baseline_epochs"] < summary["baseline_planned_epochs"]:
+        lines[0] += (f" (STOPPED EARLY: {summary['baseline_planned_epochs']} epochs planned, so this is not the "
+                     "recipe's final accuracy)")
     if summary["speedup"]:
         lines.append(f"{label}: reached it at epoch {summary['ours_epoch_reaching']}, "
                      f"{summary['ours_seconds_reaching']:.1f} s (speed-up {summary['speedup']:.1f}x); ")
@@ -84,8 +89,8 @@ def main() -> None:
     parser.add_argument("--label", default="ours", help="our run's name in the figure (default ours)")
     parser.add_argument("--out", type=Path, default=Path("."), help="folder for the figure and JSON (default .)")
     args = parser.parse_args()
-    baseline, ours = read_baseline(args.baseline), read_metrics(args.metrics)
-    summary = compare(baseline, ours)
+    (baseline, planned_epochs), ours = read_baseline(args.baseline), read_metrics(args.metrics)
+    summary = compare(baseline, ours, planned_epochs)
     args.out.mkdir(parents=True, exist_ok=True)
     plot(baseline, ours, summary, args.label, args.out / "time-to-accuracy.png")
     (args.out / "time-to-accuracy.json").write_text(json.dumps({"label": args.label, **summary}, indent=2))

@@ -22,10 +22,11 @@ def script():
     return module
 
 
-def _baseline(path: Path, accuracies: list[float], seconds_per_epoch: float) -> Path:
+def _baseline(path: Path, accuracies: list[float], seconds_per_epoch: float, epochs: int | None = None) -> Path:
+    """A seeds_baseline.py report of these epochs, out of ``epochs`` planned (default: all of them ran)."""
     rows = [{"epoch": i + 1, "test_acc": acc, "elapsed_seconds": seconds_per_epoch * (i + 1)}
             for i, acc in enumerate(accuracies)]
-    path.write_text(json.dumps({"recipe": "seeds", "rows": rows}))
+    path.write_text(json.dumps({"recipe": "seeds", "epochs": epochs or len(rows), "rows": rows}))
     return path
 
 
@@ -42,20 +43,31 @@ def _metrics_csv(path: Path, accuracies: list[float], seconds_per_epoch: float) 
 
 
 def test_first_epoch_at_or_above_the_baselines_final_accuracy_counts(script, tmp_path: Path) -> None:
-    baseline = script.read_baseline(_baseline(tmp_path / "b.json", [0.5, 0.8, 0.9], seconds_per_epoch=100))
+    baseline, planned = script.read_baseline(_baseline(tmp_path / "b.json", [0.5, 0.8, 0.9], seconds_per_epoch=100))
     ours = script.read_metrics(_metrics_csv(tmp_path / "m.csv", [0.7, 0.89, 0.9, 0.93], seconds_per_epoch=5))
-    summary = script.compare(baseline, ours)
+    summary = script.compare(baseline, ours, planned)
     assert summary["ours_epoch_reaching"] == 3 and summary["ours_seconds_reaching"] == 15
     assert summary["speedup"] == pytest.approx(300 / 15)
     assert summary["ours_gain_points"] == pytest.approx(3.0)
 
 
 def test_a_run_that_never_gets_there_has_no_speedup(script, tmp_path: Path) -> None:
-    baseline = script.read_baseline(_baseline(tmp_path / "b.json", [0.9], seconds_per_epoch=100))
+    baseline, planned = script.read_baseline(_baseline(tmp_path / "b.json", [0.9], seconds_per_epoch=100))
     ours = script.read_metrics(_metrics_csv(tmp_path / "m.csv", [0.7, 0.85], seconds_per_epoch=5))
-    summary = script.compare(baseline, ours)
+    summary = script.compare(baseline, ours, planned)
     assert summary["speedup"] is None and summary["ours_epoch_reaching"] is None
     assert "never reached it" in script.describe(summary, "ours")
+
+
+def test_a_baseline_stopped_before_its_last_epoch_is_flagged(script, tmp_path: Path) -> None:
+    ours = script.read_metrics(_metrics_csv(tmp_path / "m.csv", [0.9], seconds_per_epoch=5))
+    finished_rows, finished_planned = script.read_baseline(_baseline(tmp_path / "done.json", [0.5, 0.8], 100))
+    stopped_rows, stopped_planned = script.read_baseline(_baseline(tmp_path / "cut.json", [0.5, 0.8], 100, epochs=50))
+    finished = script.compare(finished_rows, ours, finished_planned)
+    stopped = script.compare(stopped_rows, ours, stopped_planned)
+    assert "STOPPED EARLY" not in script.describe(finished, "ours")
+    assert stopped["baseline_planned_epochs"] == 50
+    assert "STOPPED EARLY: 50 epochs planned" in script.describe(stopped, "ours")
 
 
 def test_command_writes_the_figure_and_the_summary(script, tmp_path: Path, monkeypatch, capsys) -> None:

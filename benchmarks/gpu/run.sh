@@ -27,7 +27,7 @@ else
     train_args=()
     baseline_args=()
 fi
-python3 -m pip install --quiet --no-index --no-deps --target /tmp/site gpu/whl/*.whl
+python3 -m pip install --quiet --no-index --no-deps --upgrade --target /tmp/site gpu/whl/*.whl
 export PYTHONPATH="/tmp/site:$PWD/src" PYTHONUNBUFFERED=1
 data=/tmp/cifar-data
 [ -f $data/cifar-10-batches-py/test_batch ] || python3 gpu/cifar10_from_jpeg_tar.py gpu/cifar10-jpeg.tar.xz $data
