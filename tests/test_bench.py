@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from resnet_cifar.bench import INFER_VARIANTS, TRAIN_VARIANTS, format_rows, run_bench
+from resnet_cifar.bench import INFER_VARIANTS, TRAIN_VARIANTS, bench_report, format_report, run_bench
 from resnet_cifar.flops import model_flops
 
 
@@ -28,8 +28,9 @@ def test_bench_rows_turn_images_per_second_into_a_share_of_the_peak() -> None:
     assert float32["precision"] == "float32" and 0 < float32["peak_share"] < 1
     data = next(r for r in rows if r["task"] == "data")
     assert data["tflops"] is None and data["peak_share"] is None
-    table = format_rows(rows, torch.device("cpu"))
+    table = format_report(bench_report(rows, torch.device("cpu")))
     assert "TFLOP/s" in table and f"float32 {float32['peak_tflops']:.3f}" in table.splitlines()[-1]
+    assert f"CPU threads {torch.get_num_threads()}" in table.splitlines()[0]
 
 
 def test_bench_command_prints_json(run_cli) -> None:
@@ -38,3 +39,4 @@ def test_bench_command_prints_json(run_cli) -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["device"] == "cpu" and {r["task"] for r in report["rows"]} == {"train", "inference", "data"}
+    assert report["threads"] >= 1

@@ -52,10 +52,9 @@ for step in "$@"; do
     bench)
         python3 -m resnet_cifar bench --device "$DEVICE" "${bench_args[@]}" --json > "$OUT/bench.json"
         python3 - "$OUT/bench.json" <<'PY' | tee "$OUT/bench.txt"
-import json, sys, torch
-from resnet_cifar.bench import format_rows
-report = json.load(open(sys.argv[1]))
-print(format_rows(report["rows"], torch.device(report["device"])))
+import json, sys
+from resnet_cifar.bench import format_report
+print(format_report(json.load(open(sys.argv[1]))))
 PY
         ;;
     fast)

@@ -159,12 +159,18 @@ def _row(task: str, model: str, batch: int, variant: str, images_per_s: float, *
             "peak_share": tflops * 1e12 / peak if tflops and peak else None}
 
 
-def format_rows(rows: list[dict], device: torch.device) -> str:
-    """A plain-text table of the rows, with a line on how the arithmetic columns were reached."""
+def bench_report(rows: list[dict], device: torch.device) -> dict:
+    """The rows with what they were measured on: device, torch version, CPU threads (``--json`` prints this)."""
+    return {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}
+
+
+def format_report(report: dict) -> str:
+    """A plain-text table of a ``bench_report``, with a line on how the arithmetic columns were reached."""
     def number(value: float | None, template: str) -> str:
         return "-" if value is None else template.format(value)
 
-    lines = [f"device: {device}  torch {torch.__version__}",
+    rows = report["rows"]
+    lines = [f"device: {report['device']}  torch {report['torch']}  CPU threads {report['threads']}",
              f"{'task':<10} {'model':<10} {'batch':>5}  {'variant':<36} {'images/s':>10} {'TFLOP/s':>8} "
              f"{'of peak':>7}"]
     lines += [f"{r['task']:<10} {r['model']:<10} {r['batch']:>5}  {r['variant']:<36} {r['images_per_s']:>10.1f} "

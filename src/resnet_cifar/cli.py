@@ -11,6 +11,14 @@ from .errors import ResnetCifarError
 Handler = Callable[[argparse.Namespace], int]
 
 
+def _add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """``--threads``, for every command that computes on the CPU (applied in ``main``)."""
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for PyTorch (default: PyTorch's "
+                        "choice, or OMP_NUM_THREADS if set, but never more than the CPUs this process may use, "
+                        "container quotas included; torchrun sets OMP_NUM_THREADS=1 per process when it starts "
+                        "several, so on CPUs give N = CPUs / processes)")
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from .engine.pretrained import pretrained_manifest
     from .models import create_model, list_models, model_description
@@ -101,9 +109,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import torch
-
-    from .bench import format_rows, run_bench
+    from .bench import bench_report, format_report, run_bench
     from .engine.device import resolve_device
     from .engine.int8 import INSTALL_HINT, int8_available
 
@@ -112,8 +118,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(f"note: no int8 inference rows; {INSTALL_HINT}", file=sys.stderr)
     rows = run_bench(args.models, args.batch_sizes, device, steps=args.steps, warmup=args.warmup,
                      compile_too=args.compile)
-    print(json.dumps({"device": str(device), "torch": torch.__version__, "rows": rows}, indent=2) if args.json
-          else format_rows(rows, device))
+    report = bench_report(rows, device)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 
 
@@ -127,6 +133,7 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--compile", action="store_true", help="also time each task with torch.compile")
     bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="(default auto)")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_threads_option(bench)
     bench.set_defaults(handler=_cmd_bench)
 
 
@@ -197,6 +204,7 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         "turns off cuDNN autotuning (slower)")
     add("--skip-nonfinite", action="store_true", help="skip batches whose loss is NaN/inf instead of stopping")
     add("--device", default=d.device, choices=DEVICES, help="device (default auto: cuda, then mps, then cpu)")
+    _add_threads_option(train)
     add("--image-size", type=int, default=d.image_size, help="side images are resized to, --dataset folder only")
     add("--stem", choices=["cifar", "imagenet"], help="model stem (default: the model's)")
     add("--shortcut", choices=["A", "B"], help="shortcut type of residual models (default: the model's)")
@@ -234,6 +242,7 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--out", help="folder for eval.json and the figures (default: beside the weights)")
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="(default auto)")
     evaluate.add_argument("--json", action="store_true", help="also print the results as JSON")
+    _add_threads_option(evaluate)
     evaluate.set_defaults(handler=_cmd_eval)
 
 
@@ -248,6 +257,7 @@ def _add_predict_parser(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="(default auto)")
     predict.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a URL (default 10)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_threads_option(predict)
     predict.set_defaults(handler=_cmd_predict)
 
 
@@ -305,6 +315,7 @@ def _experiment_options(default_out: str, default_epochs: int | None) -> argpars
     add("--out", default=default_out, help=f"experiment folder, one run folder per model inside; an unfinished "
         f"experiment resumes where it stopped (default {default_out})")
     add("--quiet", action="store_true", help="no progress bars or epoch lines")
+    _add_threads_option(shared)
     return shared
 
 
@@ -387,6 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; a user error prints one line on stderr and returns 2."""
     args = build_parser().parse_args(argv)
     try:
+        from .engine.threads import configure_threads
+
+        configure_threads(getattr(args, "threads", None))
         return args.handler(args)
     except ResnetCifarError as error:
         print(f"resnet-cifar: error: {error}", file=sys.stderr)

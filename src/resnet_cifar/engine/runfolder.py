@@ -73,8 +73,8 @@ def prepare_new_run(folder: Path, overwrite: bool) -> None:
         events.unlink()
 
 
-def environment(device: torch.device) -> dict[str, str]:
-    """Versions and device recorded with every run."""
+def environment(device: torch.device) -> dict[str, str | int]:
+    """Versions, device and CPU threads recorded with every run."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or device.type
     return {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-            "device": str(device), "device_name": name}
+            "device": str(device), "device_name": name, "cpu_threads": torch.get_num_threads()}

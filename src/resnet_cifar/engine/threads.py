@@ -1,0 +1,37 @@
+"""CPU threads for PyTorch: never more than the CPUs this process may use.
+
+PyTorch's default thread count (OpenMP's) sees the machine's CPUs and the affinity mask, not a container's CPU
+quota: ``docker run --cpus=2`` on a 64-core host gets 64 threads. OpenMP threads beyond the CPUs one may use
+spin against each other, and training gets many times slower (ResNet-20, bf16 + channels-last, on 2 CPUs:
+1,722 images/s with 2 threads, 173 with 4; BENCHMARKS.md).
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+from joblib import cpu_count
+
+from ..errors import ResnetCifarError
+
+
+def usable_cpus() -> int:
+    """CPUs this process may use: the machine's, narrowed by its affinity mask, a cgroup CPU quota (containers)
+    and ``LOKY_MAX_CPU_COUNT`` if set (joblib's reading of them, the one scikit-learn relies on)."""
+    return cpu_count()
+
+
+def configure_threads(requested: int | None = None) -> int:
+    """Set PyTorch's intra-op threads and return how many it now uses.
+
+    ``requested`` (``--threads``) wins. Otherwise a set ``OMP_NUM_THREADS`` stays as PyTorch read it (torchrun
+    sets it to 1 for each process when it starts several), and without it PyTorch's default is capped at
+    ``usable_cpus()``.
+    """
+    if requested is not None:
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+            raise ResnetCifarError(f"--threads must be a positive integer, got {requested!r}")
+        torch.set_num_threads(requested)
+    elif "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(min(torch.get_num_threads(), usable_cpus()))
+    return torch.get_num_threads()

@@ -1,0 +1,69 @@
+"""CPU threads: --threads wins, OMP_NUM_THREADS is respected, and otherwise never more than the usable CPUs."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from resnet_cifar.engine import threads
+from resnet_cifar.errors import ResnetCifarError
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_requested_threads_win(monkeypatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 1)
+    assert threads.configure_threads(3) == 3 == torch.get_num_threads()
+
+
+@pytest.mark.parametrize("bad", [0, -2, True])
+def test_a_thread_count_below_one_is_a_one_line_error(bad) -> None:
+    with pytest.raises(ResnetCifarError, match="--threads must be a positive integer"):
+        threads.configure_threads(bad)
+
+
+def test_default_is_capped_at_the_cpus_this_process_may_use(monkeypatch) -> None:
+    """As in a container whose CPU quota is smaller than the machine: torch's default would oversubscribe."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 2)
+    torch.set_num_threads(6)
+    assert threads.configure_threads() == 2 == torch.get_num_threads()
+    torch.set_num_threads(1)  # fewer than the CPUs: left alone, never raised
+    assert threads.configure_threads() == 1
+
+
+def test_omp_num_threads_is_left_as_torch_read_it(monkeypatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "6")
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 2)
+    torch.set_num_threads(6)
+    assert threads.configure_threads() == 6
+
+
+def test_usable_cpus_reads_the_limits_of_this_process(monkeypatch) -> None:
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "1")
+    assert threads.usable_cpus() == 1
+    monkeypatch.delenv("LOKY_MAX_CPU_COUNT")
+    assert 1 <= threads.usable_cpus() <= len(os.sched_getaffinity(0))
+
+
+def test_the_command_line_caps_threads_and_records_them_in_the_run(run_cli, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "1")  # one usable CPU, whatever this machine has
+    capped = run_cli("train", "--model", "resnet20", "--dataset", "cifar10-sample", "--epochs", "1",
+                     "--train-subset", "64", "--batch-size", "32", "--device", "cpu", "--quiet",
+                     "--out", str(tmp_path / "capped"))
+    assert capped.returncode == 0, capped.stderr
+    assert json.loads((tmp_path / "capped" / "config.json").read_text())["environment"]["cpu_threads"] == 1
+    bad = run_cli("train", "--threads", "0", "--dataset", "cifar10-sample", "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and bad.stderr.strip() == "resnet-cifar: error: --threads must be a positive " \
+        "integer, got 0"
+    assert not (tmp_path / "bad").exists()
