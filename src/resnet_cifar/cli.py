@@ -14,9 +14,9 @@ Handler = Callable[[argparse.Namespace], int]
 def _add_threads_option(parser: argparse.ArgumentParser) -> None:
     """``--threads``, for every command that computes on the CPU (applied in ``main``)."""
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for PyTorch (default: PyTorch's "
-                        "choice, or OMP_NUM_THREADS if set, but never more than the CPUs this process may use, "
-                        "container quotas included; torchrun sets OMP_NUM_THREADS=1 per process when it starts "
-                        "several, so on CPUs give N = CPUs / processes)")
+                        "choice capped at the CPUs this process may use, container quotas included; OMP_NUM_THREADS, "
+                        "if set, is taken as given: torchrun sets it to 1 per process when it starts several, so "
+                        "on CPUs give N = CPUs / processes)")
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -150,7 +150,7 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
                     "another group of settings (the seeds' runs, the paper's schedule); options given override it.")
     add = train.add_argument
     add("--recipe", default="default", choices=list(RECIPES), help="a named group of settings that the other "
-        "options override: " + "; ".join(f"{name}: {text}" for name, (text, _) in RECIPES.items()))
+        "options override: " + "; ".join(f"{name}: {text}" for name, (text, _) in RECIPES.items()).replace("%", "%%"))
     add("--model", default=d.model, help=f"model name from 'resnet-cifar models' (default {d.model})")
     add("--dataset", default=d.dataset, choices=DATASETS, help=f"dataset (default {d.dataset})")
     add("--data-dir", default=d.data_dir, help="folder holding the dataset (default ./data)")
