@@ -177,6 +177,8 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         "the learning rate by --gamma")
     add("--gamma", type=float, default=d.gamma, help=f"multistep/plateau factor (default {d.gamma})")
     add("--patience", type=int, default=d.patience, help=f"plateau: epochs without improvement (default {d.patience})")
+    add("--plateau-threshold", type=float, default=d.plateau_threshold, help="plateau: the relative fall of the "
+        f"loss that counts as an improvement (default {d.plateau_threshold:g})")
     add("--label-smoothing", type=float, default=d.label_smoothing, help=f"(default {d.label_smoothing})")
     add("--augment", action=argparse.BooleanOptionalAction, default=d.augment,
         help="random crop and horizontal flip (default on)")

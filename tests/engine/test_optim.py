@@ -47,6 +47,16 @@ def test_plateau_uses_reduce_on_plateau_with_gamma_and_patience() -> None:
     assert scheduler.optimizer.param_groups[0]["lr"] == pytest.approx(config.lr * 0.5)
 
 
+@pytest.mark.parametrize("threshold,lr_factor", [(1e-4, 1.0), (0.1, 0.5)])
+def test_plateau_threshold_decides_what_counts_as_an_improvement(threshold: float, lr_factor: float) -> None:
+    """The loss falls 3% an epoch: progress by torch's default threshold, a plateau by the seed post's 10%."""
+    config = TrainConfig(schedule="plateau", gamma=0.5, patience=2, plateau_threshold=threshold)
+    scheduler = build_scheduler(config, build_optimizer(config, torch.nn.Linear(2, 2)), STEPS)
+    for epoch in range(4):
+        scheduler.step(0.97 ** epoch)
+    assert scheduler.optimizer.param_groups[0]["lr"] == pytest.approx(config.lr * lr_factor)
+
+
 @pytest.mark.parametrize("name,kind", [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam),
                                        ("adamw", torch.optim.AdamW)])
 def test_optimizers(name: str, kind: type) -> None:

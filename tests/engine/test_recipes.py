@@ -24,6 +24,14 @@ def test_recipe_settings_apply_and_explicit_options_override_them() -> None:
     assert (config.epochs, config.batch_size, config.recipe) == (3, 32, "seeds-adam")
 
 
+def test_seeds_sgd_recipe_has_the_seed_posts_plateau() -> None:
+    """ReduceLROnPlateau(threshold=0.1, patience=3), factor 0.1, and the flip alone, as seed 002 writes them."""
+    config = _config("--recipe", "seeds-sgd")
+    assert (config.schedule, config.patience, config.plateau_threshold, config.gamma) == ("plateau", 3, 0.1, 0.1)
+    assert config.augment and config.crop_padding == 0
+    assert _config("--recipe", "seeds-sgd", "--plateau-threshold", "0.01").plateau_threshold == 0.01
+
+
 def test_an_option_given_with_its_default_value_still_overrides_the_recipe() -> None:
     assert _config("--recipe", "seeds-sgd", "--schedule", "onecycle").schedule == "onecycle"
     assert _config("--recipe", "seeds-adam", "--augment").augment is True

@@ -38,6 +38,7 @@ class TrainConfig:
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
     patience: int = 10
+    plateau_threshold: float = 1e-4  # relative fall that counts as better (torch's default)
     label_smoothing: float = 0.1
     augment: bool = True
     crop_padding: int = 4
@@ -79,7 +80,7 @@ class TrainConfig:
             raise ResnetCifarError(f"--compile-mode {self.compile_mode} needs --compile")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ResnetCifarError(f"--lr must be a positive number, got {self.lr}")
-        for name in ("momentum", "weight_decay", "label_smoothing", "ema_decay", "gamma"):
+        for name in ("momentum", "weight_decay", "label_smoothing", "ema_decay", "gamma", "plateau_threshold"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ResnetCifarError(f"--{name.replace('_', '-')} must be a number >= 0, got {value}")

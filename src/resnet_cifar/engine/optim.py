@@ -64,5 +64,6 @@ def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], floa
 def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Scheduler:
     """A per-step ``LambdaLR``, or for ``plateau`` a per-epoch ``ReduceLROnPlateau`` on the monitored loss."""
     if config.schedule == "plateau":
-        return ReduceLROnPlateau(optimizer, mode="min", factor=config.gamma, patience=config.patience)
+        return ReduceLROnPlateau(optimizer, mode="min", factor=config.gamma, patience=config.patience,
+                                 threshold=config.plateau_threshold)
     return LambdaLR(optimizer, lr_factor(config, steps_per_epoch))

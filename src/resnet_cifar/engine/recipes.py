@@ -14,9 +14,10 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
     "seeds-adam": ("the seed posts' Adam run: lr 1e-3, no weight decay, no augmentation, batch 128, 50 epochs",
                    {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "constant", "augment": False,
                     "label_smoothing": 0.0, "batch_size": 128, "epochs": 50}),
-    "seeds-sgd": ("the seed posts' SGD run: lr 0.1, momentum 0.9, weight decay 5e-4, plateau, batch 128, 50 epochs",
-                  {"lr": 0.1, "nesterov": False, "schedule": "plateau", "label_smoothing": 0.0, "batch_size": 128,
-                   "epochs": 50}),
+    "seeds-sgd": ("the seed posts' SGD run: lr 0.1, momentum 0.9, weight decay 5e-4, batch 128, 50 epochs, flip "
+                  "only, lr x0.1 after 3 epochs in which the training loss fell by less than 10 percent (plateau)",
+                  {"lr": 0.1, "nesterov": False, "schedule": "plateau", "patience": 3, "plateau_threshold": 0.1,
+                   "label_smoothing": 0.0, "batch_size": 128, "epochs": 50, "crop_padding": 0}),
     "paper": ("He et al. 2015, CIFAR-10 (sec. 4.2): ResNet-20, batch 128, lr 0.1, weight decay 1e-4, x0.1 at "
               "32k and 48k steps of 64k, 45k/5k train/val split",
               {"model": "resnet20", "batch_size": 128, "lr": 0.1, "weight_decay": 1e-4, "nesterov": False,
