@@ -2,8 +2,8 @@
 
     python benchmarks/time_to_accuracy.py BASELINE_JSON RUN/metrics.csv [--label "fast recipe"] --out DIR
 
-BASELINE_JSON comes from ``seeds_baseline.py``; metrics.csv from ``resnet-cifar train`` on the same device and
-data. Both clocks start at the first training step and include every epoch's test pass, so ``torch.compile``
+BASELINE_JSON comes from ``seeds_baseline.py`` (or is another run's metrics.csv, to compare two recipes of ours);
+metrics.csv from ``resnet-cifar train`` on the same device and data. Both clocks start at the first training step and include every epoch's test pass, so ``torch.compile``
 time counts against us. Accuracy is known at epoch ends only, so "reached" means at the end of the first epoch
 whose test accuracy is at least the baseline's final one. Writes DIR/time-to-accuracy.png (test accuracy
 against wall time, both runs) and DIR/time-to-accuracy.json, and prints the summary.
@@ -21,7 +21,11 @@ from resnet_cifar.plots import save_figure  # also selects matplotlib's file-onl
 
 
 def read_baseline(path: Path) -> tuple[list[dict], int]:
-    """The epoch rows of a ``seeds_baseline.py`` report and the number of epochs it was asked for."""
+    """The epoch rows of a ``seeds_baseline.py`` report, or of another run's metrics.csv (its config.json beside
+    it saying how many epochs it was asked for), and that number of epochs."""
+    if path.suffix == ".csv":
+        rows, config = read_metrics(path), path.parent / "config.json"
+        return rows, json.loads(config.read_text())["epochs"] if config.exists() else len(rows)
     report = json.loads(path.read_text())
     return report["rows"], report.get("epochs", len(report["rows"]))
 
@@ -47,10 +51,10 @@ def compare(baseline: list[dict], ours: list[dict], baseline_planned_epochs: int
     }
 
 
-def plot(baseline: list[dict], ours: list[dict], summary: dict, label: str, path: Path) -> None:
+def plot(baseline: list[dict], ours: list[dict], summary: dict, labels: tuple[str, str], path: Path) -> None:
     """Test accuracy against wall time (log scale) for both runs, the baseline's final accuracy dashed."""
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for rows, name in ((baseline, "seeds' recipe (baseline)"), (ours, label)):
+    for rows, name in zip((baseline, ours), labels):
         axis.plot([row["elapsed_seconds"] for row in rows], [100 * row["test_acc"] for row in rows], marker=".",
                   label=name)
     axis.axhline(100 * summary["baseline_final_acc"], color="grey", linestyle="--", linewidth=1)
@@ -84,15 +88,17 @@ def describe(summary: dict, label: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("baseline", type=Path, help="JSON written by seeds_baseline.py")
+    parser.add_argument("baseline", type=Path, help="JSON written by seeds_baseline.py, or a run's metrics.csv")
     parser.add_argument("metrics", type=Path, help="metrics.csv of our run")
     parser.add_argument("--label", default="ours", help="our run's name in the figure (default ours)")
+    parser.add_argument("--baseline-label", default="seeds' recipe (baseline)", help="the baseline's name in the "
+                        "figure (default: seeds' recipe (baseline))")
     parser.add_argument("--out", type=Path, default=Path("."), help="folder for the figure and JSON (default .)")
     args = parser.parse_args()
     (baseline, planned_epochs), ours = read_baseline(args.baseline), read_metrics(args.metrics)
     summary = compare(baseline, ours, planned_epochs)
     args.out.mkdir(parents=True, exist_ok=True)
-    plot(baseline, ours, summary, args.label, args.out / "time-to-accuracy.png")
+    plot(baseline, ours, summary, (args.baseline_label, args.label), args.out / "time-to-accuracy.png")
     (args.out / "time-to-accuracy.json").write_text(json.dumps({"label": args.label, **summary}, indent=2))
     print(describe(summary, args.label))
 

@@ -80,3 +80,14 @@ def test_command_writes_the_figure_and_the_summary(script, tmp_path: Path, monke
     assert written["label"] == "fast" and written["speedup"] == pytest.approx(120 / 6)
     assert (tmp_path / "out" / "time-to-accuracy.png").read_bytes()[:4] == b"\x89PNG"
     assert "speed-up 20.0x" in capsys.readouterr().out
+
+
+def test_another_runs_metrics_csv_can_be_the_baseline(script, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    _metrics_csv(run / "metrics.csv", [0.5, 0.7], seconds_per_epoch=50)
+    (run / "config.json").write_text(json.dumps({"epochs": 50}))  # stopped after 2 of 50
+    rows, planned = script.read_baseline(run / "metrics.csv")
+    assert [row["test_acc"] for row in rows] == [0.5, 0.7] and planned == 50
+    summary = script.compare(rows, script.read_metrics(_metrics_csv(tmp_path / "m.csv", [0.75], 5)), planned)
+    assert summary["speedup"] == pytest.approx(100 / 5) and "STOPPED EARLY" in script.describe(summary, "ours")
