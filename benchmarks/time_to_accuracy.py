@@ -3,10 +3,11 @@
     python benchmarks/time_to_accuracy.py BASELINE_JSON RUN/metrics.csv [--label "fast recipe"] --out DIR
 
 BASELINE_JSON comes from ``seeds_baseline.py`` (or is another run's metrics.csv, to compare two recipes of ours);
-metrics.csv from ``resnet-cifar train`` on the same device and data. Both clocks start at the first training step and include every epoch's test pass, so ``torch.compile``
-time counts against us. Accuracy is known at epoch ends only, so "reached" means at the end of the first epoch
-whose test accuracy is at least the baseline's final one. Writes DIR/time-to-accuracy.png (test accuracy
-against wall time, both runs) and DIR/time-to-accuracy.json, and prints the summary.
+metrics.csv from ``resnet-cifar train`` on the same device and data. Both clocks start at the first training step
+and include every epoch's test pass, so ``torch.compile`` time counts against us. Accuracy is known at epoch
+ends only, so "reached" means at the end of the first epoch whose test accuracy is at least the baseline's final
+one. Writes DIR/time-to-accuracy.png (test accuracy against wall time, both runs) and DIR/time-to-accuracy.json,
+and prints the summary.
 """
 from __future__ import annotations
 

@@ -68,9 +68,9 @@ class TrainConfig:
         unknown = sorted(set(self.model_options) - set(model_options(self.model)))  # also rejects unknown models
         if unknown:
             raise ResnetCifarError(f"{self.model} takes no option {', '.join(unknown)}")
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("image_size", self.image_size)
+        require_positive_int("epochs", self.epochs)
+        require_positive_int("batch_size", self.batch_size)
+        require_positive_int("image_size", self.image_size)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("amp", self.amp, AMP_MODES)
@@ -113,7 +113,8 @@ class TrainConfig:
         return cls(**values)
 
 
-def _positive_int(name: str, value: int) -> None:
+def require_positive_int(name: str, value: int) -> None:
+    """Raise the one-line error of option ``--name`` unless ``value`` is an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ResnetCifarError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
 

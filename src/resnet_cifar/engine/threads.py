@@ -12,7 +12,7 @@ import os
 import torch
 from joblib import cpu_count
 
-from ..errors import ResnetCifarError
+from .config import require_positive_int
 
 
 def usable_cpus() -> int:
@@ -29,8 +29,7 @@ def configure_threads(requested: int | None = None) -> int:
     ``usable_cpus()``.
     """
     if requested is not None:
-        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
-            raise ResnetCifarError(f"--threads must be a positive integer, got {requested!r}")
+        require_positive_int("threads", requested)
         torch.set_num_threads(requested)
     elif "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(min(torch.get_num_threads(), usable_cpus()))
