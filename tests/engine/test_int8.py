@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from resnet_cifar.data import load_dataset
 from resnet_cifar.engine.config import TrainConfig
 from resnet_cifar.engine.evaluate import evaluate
 from resnet_cifar.engine.int8 import int8_available, quantize_int8
@@ -35,22 +37,49 @@ def test_int8_eval_keeps_the_float_accuracy_and_predictions(trained_run) -> None
 
 
 @needs_torchao
+def _real_images(trained, split: str, count: int) -> torch.Tensor:
+    """``count`` images of the bundled sample, preprocessed as the trained model expects."""
+    images = load_dataset("cifar10-sample", split).images[:count].float() / 255
+    mean, std = torch.tensor(trained.mean).view(1, 3, 1, 1), torch.tensor(trained.std).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
 def test_quantised_model_takes_any_batch_size_and_leaves_the_float_model_alone(trained_run) -> None:
-    model = load_trained_model(trained_run).model.eval()
+    trained = load_trained_model(trained_run)
+    model = trained.model.eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    images = torch.randn(40, 3, 32, 32)
-    quantised = quantize_int8(model, [images[:16], images[16:]], chunk=16)
-    whole = quantised(images)  # three chunks, the last one padded
-    assert whole.shape == (40, 10) and whole.dtype == torch.float32
+    calibration = _real_images(trained, "train", 200)
+    quantised = quantize_int8(model, calibration.split(64), chunk=64)
+    images = _real_images(trained, "test", 200)
+    whole = quantised(images)  # four chunks, the last one padded
+    assert whole.shape == (200, 10) and whole.dtype == torch.float32
     torch.testing.assert_close(quantised(images[:3]), whole[:3], rtol=0, atol=1e-5)
-    torch.testing.assert_close(quantised(images[35:]), whole[35:], rtol=0, atol=1e-5)
+    torch.testing.assert_close(quantised(images[190:]), whole[190:], rtol=0, atol=1e-5)
     with torch.no_grad():
         reference = model(images)
+    # Real images, where a trained model is confident: int8 must keep its answers (on every x86 CPU kind).
     assert (whole.argmax(1) == reference.argmax(1)).float().mean() >= 0.9
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert quantised.eval() is quantised
     with pytest.raises(ResnetCifarError, match="inference only"):
         quantised.train()
+
+
+@needs_torchao
+def test_activations_keep_to_7_bits_on_cpus_without_vnni(trained_run, monkeypatch) -> None:
+    """Without VNNI oneDNN sums u8 x s8 products in saturating 16-bit lanes: activations must use 0..127."""
+    from resnet_cifar.engine import int8 as int8_module
+
+    asked = []
+    real = int8_module._torchao()
+    config = real.default_config
+    monkeypatch.setattr(int8_module, "_torchao", lambda: SimpleNamespace(
+        **{**vars(real), "default_config": lambda **kw: asked.append(kw) or config(**kw)}))
+    model = load_trained_model(trained_run).model.eval()
+    for has_vnni in (False, True):
+        monkeypatch.setattr(int8_module, "cpu_has_vnni", lambda: has_vnni)
+        quantize_int8(model, [torch.randn(4, 3, 32, 32)])
+    assert asked == [{"reduce_range": True}, {"reduce_range": False}]
 
 
 def test_without_torchao_int8_says_how_to_install_it(trained_run, monkeypatch) -> None:

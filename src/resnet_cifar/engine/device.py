@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import ContextManager
 
 import torch
@@ -24,30 +25,56 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX), where bf16 autocast pays."""
+def _cpu_flags() -> set[str]:
+    """The instruction-set flags of this CPU as Linux lists them (none where /proc/cpuinfo cannot be read)."""
     try:
         with open("/proc/cpuinfo") as f:
-            flags = f.read()
+            return {flag for line in f if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return set()
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX), where bf16 autocast pays."""
+    return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
+
+
+def cpu_has_vnni() -> bool:
+    """Whether this CPU multiplies u8 x s8 with 32-bit sums (AVX-512 VNNI, AVX-VNNI or AMX). Without it oneDNN's
+    int8 kernels add pairs of products in saturating 16-bit lanes, so activations must keep to 7 bits."""
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & _cpu_flags())
+
+
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """Whether the GPU ``device`` computes in bfloat16 natively (Ampere, compute capability 8.0, and later).
+
+    Not ``torch.cuda.is_bf16_supported()``: by default that also says yes where bf16 is only emulated (V100, T4),
+    which is slower than fp16, and it asks the current device (cuda:0 before ``set_device``) rather than ours.
+    """
+    return torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``mode`` on ``device`` (``None`` = float32).
 
-    ``auto``: bf16 on CUDA GPUs that have it (else fp16), bf16 on CPUs with native bf16, float32 elsewhere.
+    ``auto``: bf16 on CUDA GPUs that have it natively (else fp16 with a gradient scaler), bf16 on CPUs with
+    native bf16, float32 elsewhere.
     """
     if mode == "off":
         return None
     if mode == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
         return torch.bfloat16 if device.type == "cpu" and cpu_supports_bf16() else None
     if mode == "fp16" and device.type == "cpu":
         raise ResnetCifarError("--amp fp16 needs a GPU; on the CPU use --amp bf16 or --amp off")
     return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+def resolve_channels_last(setting: bool | None, device: torch.device) -> bool:
+    """``--channels-last`` or, when not given, on for CUDA GPUs only: cuDNN's bf16/fp16 convolutions run on
+    channels-last tensors natively (others are transposed around every convolution); on CPUs it is a choice."""
+    return device.type == "cuda" if setting is None else setting
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager:
@@ -63,3 +90,14 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+def set_determinism(deterministic: bool, device: torch.device) -> None:
+    """``--deterministic``: deterministic kernels only (cuDNN autotuning off); otherwise let cuDNN pick the fastest.
+
+    Both settings are process-wide, so each run sets them explicitly rather than inherit an earlier run's.
+    """
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not deterministic
