@@ -9,8 +9,9 @@ the crop added here makes the baseline stronger.) Needs torchvision: run it in a
 
     python benchmarks/seeds_baseline.py DATA_DIR --device cuda --json baseline.json
 
-``elapsed_seconds`` of an epoch counts its training and its test pass, from the first training step on; the
-datasets and the model are built before the clock starts (as for ``resnet-cifar train``'s metrics.csv). The JSON
+``elapsed_seconds`` of an epoch counts its training and its test pass, from the first training step on;
+``wall_seconds`` is the wall clock since then, earlier epochs' JSON writes included (as ``resnet-cifar train``'s
+metrics.csv counts its saves); the datasets and the model are built before the clock starts. The JSON
 is rewritten (atomically) after every epoch, so a run stopped by a time limit still leaves the epochs it finished.
 """
 from __future__ import annotations
@@ -81,7 +82,7 @@ def main() -> None:
     net = create_model("resnet18").to(device)
     optimizer = optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     scheduler = optim.lr_scheduler.ReduceLROnPlateau(optimizer, threshold=0.1, patience=3)
-    rows, elapsed = [], 0.0
+    rows, elapsed, clock_start = [], 0.0, time.perf_counter()
     report = {"recipe": "seeds", "model": "resnet18", "device": str(device), "torch": torch.__version__,
               "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
               "workers": args.workers, "max_batches": args.max_batches, "epochs": args.epochs, "rows": rows}
@@ -92,7 +93,7 @@ def main() -> None:
         elapsed += time.perf_counter() - start
         rows.append({"epoch": epoch, "train_loss": loss_sum / steps, "train_acc": train_acc,
                      "test_loss": test_loss, "test_acc": test_acc, "lr": optimizer.param_groups[0]["lr"],
-                     "elapsed_seconds": elapsed})
+                     "elapsed_seconds": elapsed, "wall_seconds": time.perf_counter() - clock_start})
         scheduler.step(loss_sum)
         print(f"epoch {epoch}/{args.epochs}  train loss {rows[-1]['train_loss']:.4f} acc {train_acc:.2%}  "
               f"test loss {test_loss:.4f} acc {test_acc:.2%}  lr {rows[-1]['lr']:.4g}  {elapsed:.1f}s", flush=True)

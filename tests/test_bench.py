@@ -40,3 +40,12 @@ def test_bench_command_prints_json(run_cli) -> None:
     report = json.loads(result.stdout)
     assert report["device"] == "cpu" and {r["task"] for r in report["rows"]} == {"train", "inference", "data"}
     assert report["threads"] >= 1
+
+
+def test_the_data_row_counts_each_image_once_with_a_short_last_batch(monkeypatch) -> None:
+    from resnet_cifar import bench
+
+    counted = []
+    monkeypatch.setattr(bench, "_images_per_second", lambda step, images, *args, **kw: counted.append(images) or 1.0)
+    bench.data_throughput(3000, torch.device("cpu"), images=10_000)  # 3 full batches and one of 1,000
+    assert counted == [10_000]

@@ -91,3 +91,12 @@ def test_another_runs_metrics_csv_can_be_the_baseline(script, tmp_path: Path) ->
     assert [row["test_acc"] for row in rows] == [0.5, 0.7] and planned == 50
     summary = script.compare(rows, script.read_metrics(_metrics_csv(tmp_path / "m.csv", [0.75], 5)), planned)
     assert summary["speedup"] == pytest.approx(100 / 5) and "STOPPED EARLY" in script.describe(summary, "ours")
+
+
+def test_the_wall_clock_counts_when_rows_have_it(script, tmp_path: Path) -> None:
+    """Saving time is part of time to accuracy: ``wall_seconds`` wins over ``elapsed_seconds`` (compute only)."""
+    baseline = [{"epoch": 1, "test_acc": 0.8, "elapsed_seconds": 100.0, "wall_seconds": 110.0}]
+    ours = [{"epoch": 1, "test_acc": 0.9, "elapsed_seconds": 4.0, "wall_seconds": 5.0}]
+    summary = script.compare(baseline, ours, 1)
+    assert summary["speedup"] == pytest.approx(110 / 5) and summary["compute_speedup"] == pytest.approx(100 / 4)
+    assert summary["ours_seconds_reaching"] == 5.0 and summary["ours_compute_seconds_reaching"] == 4.0

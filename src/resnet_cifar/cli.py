@@ -188,10 +188,10 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         "best.pt; 0 = none, only last.pt (default 0)")
     add("--train-subset", type=int, default=d.train_subset, metavar="N", help="train on N of the training images "
         "(class-balanced, chosen by --seed) for quick runs; 0 = all (default 0)")
-    add("--amp", default=d.amp, choices=AMP_MODES, help="mixed precision (default auto: bf16 or fp16 on CUDA, off "
-        "elsewhere)")
+    add("--amp", default=d.amp, choices=AMP_MODES, help="mixed precision (default auto: bf16 on GPUs that have it "
+        "natively, else fp16; bf16 on CPUs with native bf16 (AVX-512 BF16, AMX); off elsewhere)")
     add("--channels-last", action=argparse.BooleanOptionalAction, default=d.channels_last,
-        help="channels-last memory format (default off; on in the fast recipe)")
+        help="channels-last memory format (default: on for CUDA GPUs, off on CPUs; on in the fast recipe)")
     add("--compile", action=argparse.BooleanOptionalAction, default=d.compile,
         help="torch.compile the model (default off; on in the fast recipe)")
     add("--compile-mode", default=d.compile_mode, choices=COMPILE_MODES, help="with --compile: reduce-overhead "
@@ -313,7 +313,8 @@ def _experiment_options(default_out: str, default_epochs: int | None) -> argpars
     add("--seed", type=int, default=0, help="seed shared by every run (default 0)")
     add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="(default auto)")
     add("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"], help="mixed precision (default auto)")
-    add("--channels-last", action="store_true", help="channels-last memory format (faster with bf16 on CPUs and GPUs)")
+    add("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+        help="channels-last memory format (default: on for CUDA GPUs, off on CPUs; faster with bf16 on both)")
     add("--out", default=default_out, help=f"experiment folder, one run folder per model inside; an unfinished "
         f"experiment resumes where it stopped (default {default_out})")
     add("--quiet", action="store_true", help="no progress bars or epoch lines")

@@ -152,3 +152,14 @@ def test_augmentation_of_an_epoch_does_not_depend_on_the_batch_size() -> None:
 def test_a_batch_that_does_not_split_over_the_ranks_is_refused() -> None:
     with pytest.raises(ResnetCifarError, match="multiple of 3"):
         _loader(10, 0, 3)
+
+
+def test_order_and_augmentation_are_drawn_on_the_cpu_whatever_the_device() -> None:
+    """A run continued on another kind of device (GPU <-> CPU) sees the same images in the same order."""
+    data = _dataset()
+    plans = [BatchLoader(data, 8, device=torch.device(name), mean=[0.5] * 3, std=[0.25] * 3, shuffle=True,
+                         augment=Augment(cutout=3), seed=5).plan(2) for name in ("cpu", "meta")]
+    (order, draws), (other_order, other_draws) = plans
+    assert order.device.type == "cpu" and torch.equal(order, other_order)
+    for name in ("dy", "dx", "mirrored", "cy", "cx"):
+        assert torch.equal(getattr(draws, name), getattr(other_draws, name)), name

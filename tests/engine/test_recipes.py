@@ -39,9 +39,9 @@ def test_an_option_given_with_its_default_value_still_overrides_the_recipe() -> 
 
 def test_a_recipes_switches_can_be_turned_off() -> None:
     fast = _config("--recipe", "fast")
-    assert fast.compile and fast.channels_last
-    plain = _config("--recipe", "fast", "--no-compile", "--no-channels-last")
-    assert not plain.compile and not plain.channels_last and plain.epochs == fast.epochs
+    assert not fast.compile and fast.channels_last  # compiling did not pay on an H100 (BENCHMARKS.md)
+    plain = _config("--recipe", "fast", "--compile", "--no-channels-last")
+    assert plain.compile and not plain.channels_last and plain.epochs == fast.epochs
 
 
 def test_compile_mode_needs_compile() -> None:

@@ -15,7 +15,8 @@ from resnet_cifar.engine.checkpoint import load_checkpoint
 from resnet_cifar.engine.config import TrainConfig
 from resnet_cifar.engine.evaluate import evaluate
 from resnet_cifar.engine.loop import EpochTally, predict_batches, train_epoch
-from resnet_cifar.engine.trainer import train
+from resnet_cifar.engine.interrupt import StopRequests
+from resnet_cifar.engine.trainer import Run, train
 
 CPU = torch.device("cpu")
 
@@ -65,6 +66,26 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path) -> None:
     for a, b in zip(rows_a, rows_b):
         for key in ("train_loss", "train_acc", "val_loss", "val_acc", "test_acc", "lr"):
             assert a[key] == b[key]
+
+
+def test_metrics_keep_the_wall_clock_with_saving_beside_the_compute_clock(tmp_path) -> None:
+    rows = [{k: float(v) for k, v in row.items() if v} for row in _rows(train(_config(tmp_path / "r", epochs=3),
+                                                                              quiet=True))]
+    walls = [row["wall_seconds"] for row in rows]
+    assert walls == sorted(walls) and all(r["wall_seconds"] >= r["elapsed_seconds"] > 0 for r in rows)
+    # Epochs 2 and 3 also count the saving of the epochs before them (checkpoint, weights, CSV, curves).
+    assert walls[2] - walls[0] > rows[2]["elapsed_seconds"] - rows[0]["elapsed_seconds"]
+
+
+def test_a_run_saved_with_an_empty_scaler_resumes_with_an_active_one(tmp_path) -> None:
+    """bf16 and float32 runs save their disabled gradient scaler empty; an fp16 continuation must accept that."""
+    folder = train(_config(tmp_path / "run"), quiet=True, stop_after=1)
+    state = load_checkpoint(folder / "last.pt")
+    assert state["scaler"] == {}
+    run = Run(TrainConfig.from_dict(state["config"]), folder, StopRequests(), quiet=True)
+    run.scaler = torch.amp.GradScaler("cpu", enabled=True)  # stands in for an fp16 run on a GPU
+    run.restore(state)
+    assert run.scaler.is_enabled() and run.epoch == 1
 
 
 def test_eval_reproduces_the_last_epoch_to_the_image(tmp_path) -> None:

@@ -43,13 +43,18 @@ class AugmentDraws:
     @classmethod
     def draw(cls, count: int, augment: Augment, image_hw: tuple[int, int], generator: torch.Generator,
              ) -> AugmentDraws:
-        """Draw the choices of ``count`` images from ``generator`` (always all five, so the stream stays fixed)."""
-        device, (h, w), span = generator.device, image_hw, 2 * augment.crop_padding + 1
-        return cls(torch.randint(0, span, (count,), generator=generator, device=device),
-                   torch.randint(0, span, (count,), generator=generator, device=device),
-                   (torch.rand(count, generator=generator, device=device) < 0.5) & augment.flip,
-                   torch.randint(0, h, (count,), generator=generator, device=device),
-                   torch.randint(0, w, (count,), generator=generator, device=device))
+        """Draw the choices of ``count`` images from the CPU ``generator`` (always all five, so the stream stays
+        fixed)."""
+        (h, w), span = image_hw, 2 * augment.crop_padding + 1
+        return cls(torch.randint(0, span, (count,), generator=generator),
+                   torch.randint(0, span, (count,), generator=generator),
+                   (torch.rand(count, generator=generator) < 0.5) & augment.flip,
+                   torch.randint(0, h, (count,), generator=generator),
+                   torch.randint(0, w, (count,), generator=generator))
+
+    def to(self, device: torch.device) -> AugmentDraws:
+        """The draws on ``device``, copied without making the host wait (pinned memory) when that is a GPU."""
+        return AugmentDraws(*(to_device(t, device) for t in (self.dy, self.dx, self.mirrored, self.cy, self.cx)))
 
     def __getitem__(self, positions: slice) -> AugmentDraws:
         return AugmentDraws(self.dy[positions], self.dx[positions], self.mirrored[positions], self.cy[positions],
@@ -91,16 +96,21 @@ class BatchLoader:
         return full + (1 if rest and not self.drop_last else 0)
 
     def generator(self, epoch: int) -> torch.Generator:
-        """The random stream of ``epoch``: a pure function of the seed and the epoch."""
-        return torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + epoch)
+        """The random stream of ``epoch``: a pure function of the seed and the epoch, on the CPU whatever the
+        training device, so that a run continued on another kind of device sees the same images."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+
+    def plan(self, epoch: int) -> tuple[torch.Tensor, AugmentDraws]:
+        """The image order of ``epoch`` and each position's augmentation, drawn on the CPU."""
+        generator = self.generator(epoch)
+        n = len(self.labels)
+        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
+        return order, AugmentDraws.draw(n, self.augment, self.image_hw, generator)
 
     def epoch(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of ``epoch`` (this rank's share of each), from batch ``start_batch`` on (mid-epoch resume)."""
-        generator = self.generator(epoch)
-        n = len(self.labels)
-        order = (torch.randperm(n, generator=generator, device=self.device) if self.shuffle
-                 else torch.arange(n, device=self.device))
-        draws = AugmentDraws.draw(n, self.augment, self.image_hw, generator)
+        order, draws = self.plan(epoch)
+        order, draws, n = to_device(order, self.device), draws.to(self.device), len(order)
         for index in range(start_batch, len(self)):
             first = index * self.batch_size
             size = min(self.batch_size, n - first)
@@ -116,6 +126,13 @@ class BatchLoader:
         # of 128), whose broadcasting path is slow there.
         out = images.to(self._gain.dtype).mul_(self._gain).add_(self._offset)
         return out.contiguous(memory_format=self.memory_format)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` (on the CPU) on ``device``; to a GPU through pinned memory, so the copy does not block the host."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 def augment_batch(images: torch.Tensor, augment: Augment, draws: AugmentDraws) -> torch.Tensor:

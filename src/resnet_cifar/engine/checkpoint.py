@@ -57,6 +57,32 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """The global random streams training draws from: the CPU's, and the training GPU's alone (not every
+    visible GPU's, so that a run resumes on a machine with fewer GPUs)."""
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def cuda_rng_to_restore(saved: torch.Tensor | list | None, device: torch.device) -> torch.Tensor | None:
+    """The saved CUDA stream for ``device``: checkpoints before format 2 of the RNG kept a list with every visible
+    GPU's, from which the one of the same index is taken where it exists; nothing off CUDA."""
+    if device.type != "cuda" or saved is None:
+        return None
+    if isinstance(saved, torch.Tensor):
+        return saved
+    index = device.index or 0
+    return saved[index] if index < len(saved) else None
+
+
+def restore_rng(saved: dict[str, Any], device: torch.device) -> None:
+    """Put back the streams ``rng_state`` saved, on whatever machine the run continues."""
+    torch.set_rng_state(saved["torch"])
+    cuda = cuda_rng_to_restore(saved.get("cuda"), device)
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda, device)
+
+
 def export_model(folder: Path, weights: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
     """Write ``model.safetensors`` (clean keys) and ``model.json`` (what is needed to rebuild and use it)."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in clean_state_dict(weights).items()}

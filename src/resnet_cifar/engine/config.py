@@ -46,7 +46,7 @@ class TrainConfig:
     val_split: int = 0
     train_subset: int = 0
     amp: str = "auto"
-    channels_last: bool = False
+    channels_last: bool | None = None  # None: on for CUDA GPUs, off elsewhere (engine.device)
     compile: bool = False
     compile_mode: str = "default"
     sync_bn: bool = False
@@ -94,6 +94,8 @@ class TrainConfig:
             raise ResnetCifarError(f"--milestones must increase and lie between 1 and {self.epochs - 1} (the epochs)")
         if self.schedule in ("multistep", "plateau") and not 0 < self.gamma < 1:
             raise ResnetCifarError(f"--gamma must lie in (0, 1) for --schedule {self.schedule}, got {self.gamma}")
+        if self.channels_last not in (None, True, False):
+            raise ResnetCifarError(f"channels_last must be true, false or null (auto), got {self.channels_last!r}")
         for name in ("val_split", "train_subset", "crop_padding", "cutout", "patience", "checkpoint_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -50,10 +50,12 @@ def process_group(world: World, device: torch.device) -> Iterator[None]:
     if not world.distributed or dist.is_initialized():
         yield
         return
-    backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend)
+        # device_id binds the group to this rank's GPU at once (no guessing of the device at the first barrier).
+        dist.init_process_group("nccl", device_id=device)
+    else:
+        dist.init_process_group("gloo")
     try:
         yield
     finally:
@@ -91,6 +93,49 @@ def sum_across_ranks(values: torch.Tensor) -> torch.Tensor:
 def max_across_ranks(values: torch.Tensor) -> torch.Tensor:
     """The element-wise maximum of ``values`` over every process."""
     return _reduced_copy(values, dist.ReduceOp.MAX)
+
+
+class DeferredMax:
+    """The maximum of a small integer over every process, exchanged without making any process wait for it.
+
+    ``exchange(value)`` starts an all-reduce of ``value`` and returns the result of the previous exchange (0 the
+    first time): every process calls it at the same steps, so all act on the same result at the same step, one
+    exchange later. On a GPU the result travels to pinned host memory behind the queued work and is read only
+    when its event has passed, so the host never drains the GPU's queue (a plain ``.item()`` would, twice:
+    for the value's upload and for the read).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._read_pending: Callable[[], int] | None = None
+
+    def exchange(self, value: int) -> int:
+        previous = self.finish()
+        if not _active():
+            return max(previous, value)
+        local = torch.full((1,), value, dtype=torch.int64, device=self.device)  # a fill: no upload to wait for
+        work = dist.all_reduce(local, op=dist.ReduceOp.MAX, async_op=True)
+        if self.device.type == "cuda":
+            work.wait()  # makes the current stream wait for the all-reduce; the host does not wait
+            host = torch.empty(1, dtype=torch.int64, pin_memory=True)
+            host.copy_(local, non_blocking=True)
+            copied = torch.cuda.Event()
+            copied.record()
+
+            def read() -> int:
+                copied.synchronize()
+                return int(host[0])
+        else:
+            def read() -> int:
+                work.wait()
+                return int(local[0])
+        self._read_pending = read
+        return previous
+
+    def finish(self) -> int:
+        """The result of the exchange in flight (waiting for it), or 0; afterwards none is in flight."""
+        read, self._read_pending = self._read_pending, None
+        return read() if read is not None else 0
 
 
 def barrier() -> None:

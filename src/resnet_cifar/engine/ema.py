@@ -20,21 +20,28 @@ class EMA:
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay = decay
         self.updates = 0
+        self._source: nn.Module | None = None
+        self._pairs: tuple[list[torch.Tensor], ...] = ()
 
-    def _pairs(self, model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor], list[tuple]]:
-        mine = list(self.module.parameters()) + list(self.module.buffers())
-        theirs = [t.detach() for t in list(model.parameters()) + list(model.buffers())]
-        floats = [(a, b) for a, b in zip(mine, theirs) if a.is_floating_point()]
-        others = [(a, b) for a, b in zip(mine, theirs) if not a.is_floating_point()]
-        return [a for a, _ in floats], [b for _, b in floats], others
+    def _pairs_with(self, model: nn.Module) -> tuple[list[torch.Tensor], ...]:
+        """(averaged floats, their floats, my integer buffers, theirs), built once per source model (which
+        must keep its tensors: training never moves the model after the EMA copy is made)."""
+        if model is not self._source:
+            mine = list(self.module.parameters()) + list(self.module.buffers())
+            theirs = list(model.parameters()) + list(model.buffers())
+            floats = [(a, b) for a, b in zip(mine, theirs) if a.is_floating_point()]
+            others = [(a, b) for a, b in zip(mine, theirs) if not a.is_floating_point()]
+            self._pairs = tuple([pair[i] for pair in group] for group in (floats, others) for i in (0, 1))
+            self._source = model
+        return self._pairs
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        """Move the average towards ``model``'s current weights."""
-        averaged, current, others = self._pairs(model)
+        """Move the average towards ``model``'s current weights (two launches in all on a GPU)."""
+        averaged, current, counters, their_counters = self._pairs_with(model)
         torch._foreach_lerp_(averaged, current, 1.0 - self.decay)
-        for mine, theirs in others:
-            mine.copy_(theirs)
+        if counters:
+            torch._foreach_copy_(counters, their_counters)
         self.updates += 1
 
     def state_dict(self) -> dict[str, Any]:

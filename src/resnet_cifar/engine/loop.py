@@ -98,6 +98,24 @@ class EpochTally:
         return cls(state["batches"], state["seen"], state["skipped"], **tensors)
 
 
+def forward_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, criterion: nn.Module,
+                 amp_dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, loss) of one training batch under autocast: the forward half of a training step."""
+    # A new step for CUDA graphs (compile mode reduce-overhead): last step's graph outputs may be reused.
+    torch.compiler.cudagraph_mark_step_begin()
+    with autocast(images.device, amp_dtype):
+        logits = model(images)
+        return logits, criterion(logits, labels)
+
+
+def backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    """Gradients of ``loss`` (scaled for fp16) and one optimizer step: the second half of a training step."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
 def train_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
                 optimizer: torch.optim.Optimizer, *, criterion: nn.Module, scaler: torch.amp.GradScaler,
                 amp_dtype: torch.dtype | None, tally: EpochTally, after_step: Callable[[], None],
@@ -117,24 +135,16 @@ def train_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
     buffers = list(model.buffers()) if skip_nonfinite else []
     saved = [b.clone() for b in buffers]
     for images, labels in batches:
-        for copy, buffer in zip(saved, buffers):
-            copy.copy_(buffer)
-        # A new step for CUDA graphs (compile mode reduce-overhead): last step's graph outputs may be reused.
-        torch.compiler.cudagraph_mark_step_begin()
-        with autocast(images.device, amp_dtype):
-            logits = model(images)
-            loss = criterion(logits, labels)
+        if buffers:
+            torch._foreach_copy_(saved, buffers)  # one launch for all buffers, not one per buffer
         tally.batches += 1
+        logits, loss = forward_loss(model, images, labels, criterion, amp_dtype)
         if skip_nonfinite and not bool(torch.isfinite(loss)):
             tally.skipped += 1
-            for copy, buffer in zip(saved, buffers):
-                buffer.copy_(copy)
+            torch._foreach_copy_(buffers, saved)
             continue
         tally.note_nonfinite(loss)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        backward_step(loss, optimizer, scaler)
         tally.add(loss, logits, labels)
         after_step()
         now = time.perf_counter()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import time
@@ -22,10 +21,10 @@ from ..log import notice
 from ..models import create_model
 from . import faults
 from .callbacks import Callback, ConsoleLog, CsvLog, CurvesPlot, TensorBoardLog, tensorboard_available
-from .checkpoint import clean_state_dict, export_model, load_checkpoint, save_checkpoint
+from .checkpoint import clean_state_dict, export_model, load_checkpoint, restore_rng, rng_state, save_checkpoint
 from .config import TrainConfig
-from .device import resolve_amp, resolve_device
-from .distributed import (World, barrier, convert_sync_batchnorm, device_of_rank, max_across_ranks, process_group,
+from .device import resolve_amp, resolve_channels_last, resolve_device, set_determinism
+from .distributed import (DeferredMax, World, barrier, convert_sync_batchnorm, device_of_rank, max_across_ranks, process_group,
                           sum_across_ranks, world_from_environment)
 from .ema import EMA
 from .interrupt import StopRequests, TrainingInterrupted
@@ -67,17 +66,6 @@ def load_splits(config: TrainConfig) -> Splits:
     return Splits(train, val, test)
 
 
-def set_determinism(config: TrainConfig, device: torch.device) -> None:
-    """``--deterministic``: deterministic kernels only (cuDNN autotuning off); otherwise let cuDNN pick the fastest.
-
-    Both settings are process-wide, so each run sets them explicitly rather than inherit an earlier run's.
-    """
-    if config.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(config.deterministic)
-    torch.backends.cudnn.benchmark = device.type == "cuda" and not config.deterministic
-
-
 class Run:
     """A training run: model, optimizer, schedule, EMA and data loaders, built from one ``TrainConfig``."""
 
@@ -86,7 +74,8 @@ class Run:
         self.config, self.folder, self.stop, self.world = config, folder, stop, world
         self.device = device_of_rank(resolve_device(config.device), world)
         self.amp_dtype = resolve_amp(config.amp, self.device)
-        set_determinism(config, self.device)
+        self.channels_last = resolve_channels_last(config.channels_last, self.device)
+        set_determinism(config.deterministic, self.device)
         if world.distributed and config.skip_nonfinite:
             raise ResnetCifarError("--skip-nonfinite works in one process only: the ranks would skip different "
                                    "batches and drift apart")
@@ -99,7 +88,7 @@ class Run:
             self.model = convert_sync_batchnorm(self.model, self.device)
         elif config.sync_bn and not quiet:
             notice("--sync-bn has nothing to synchronise in one process: start several with torchrun")
-        if config.channels_last:
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         augment = Augment(config.crop_padding, True, config.cutout) if config.augment else NO_AUGMENT
         self.train_loader = self._loader(self.data.train, config.batch_size, shuffle=True, augment=augment)
@@ -112,8 +101,11 @@ class Run:
         self.ema = EMA(self.model, config.ema_decay) if config.ema else None
         self.network: nn.Module = self.model
         if world.distributed:
+            # Gradients share the buckets' memory (no copy per step); with --sync-bn the BatchNorm statistics are
+            # already the same on every rank, so they need no broadcast before each forward.
             self.network = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=not config.sync_bn, gradient_as_bucket_view=True)
         if config.compile:
             self.network = torch.compile(self.network, mode=config.compile_mode)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -122,6 +114,7 @@ class Run:
         self.tally: EpochTally | None = None  # the epoch in progress, when stopped part-way
         self.best_val_acc = -1.0
         self.stop_signal: int | None = None  # the signal every rank agreed to stop for
+        self.stop_votes = DeferredMax(self.device)
         self.console = ConsoleLog(config.epochs, quiet or not world.is_main)
         self.callbacks: list[Callback] = [self.console]
         if world.is_main:
@@ -148,7 +141,7 @@ class Run:
         ranks = {"rank": self.world.rank, "world_size": self.world.world_size} if shuffle else {}
         return BatchLoader(data, batch_size, device=self.device, mean=self.mean, std=self.std, shuffle=shuffle,
                            augment=augment, seed=self.config.seed, drop_last=shuffle,
-                           channels_last=self.config.channels_last, **ranks)
+                           channels_last=self.channels_last, **ranks)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -183,8 +176,7 @@ class Run:
             "tally": self.tally.reduced().state_dict() if self.tally is not None else None,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "rng": rng_state(self.device),
             "history": self.history, "best_val_acc": self.best_val_acc, "model_info": self.info(),
         }
 
@@ -193,12 +185,11 @@ class Run:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state["scaler"]:  # a bf16 or float32 run saves its (disabled) scaler empty
+            self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        restore_rng(state["rng"], self.device)
         self.epoch, self.history, self.best_val_acc = state["epoch"], state["history"], state["best_val_acc"]
         self.tally = EpochTally.from_state(state["tally"], self.device) if state["tally"] else None
         if self.tally is not None and not self.world.is_main:  # the saved sums are every rank's: count them once
@@ -212,13 +203,17 @@ class Run:
             save_checkpoint(self.folder / name, state)
 
     def stop_requested(self, boundary: bool = False) -> bool:
-        """Whether a signal asked to stop; with several processes, checked by all together every
-        ``STOP_CHECK_EVERY`` steps and at epoch ends (``boundary``), so that they stop at the same step."""
+        """Whether a signal asked to stop. With several processes they compare notes every ``STOP_CHECK_EVERY``
+        steps without waiting (each acts on the previous comparison, so all stop at the same step), and at epoch
+        ends (``boundary``) waiting for the answer."""
         if not self.world.distributed:
             self.stop_signal = self.stop.signal
-        elif boundary or self.global_batch % STOP_CHECK_EVERY == 0:
-            local = torch.tensor(self.stop.signal or 0, device=self.device)
+        elif boundary:
+            self.stop_votes.finish()
+            local = torch.full((), self.stop.signal or 0, device=self.device)
             self.stop_signal = int(max_across_ranks(local)) or None
+        elif self.global_batch % STOP_CHECK_EVERY == 0:
+            self.stop_signal = self.stop_votes.exchange(self.stop.signal or 0) or None
         return self.stop_signal is not None
 
     def after_step(self) -> None:
@@ -252,6 +247,17 @@ class Run:
     def _progress(self, done: int, loss: float, accuracy: float, images_per_s: float) -> None:
         self.console.progress(done, loss, accuracy, images_per_s, lr=self.lr)
 
+    def start_clock(self) -> None:
+        """Start the wall clock of this process; earlier processes of a resumed run add what they recorded.
+
+        ``epoch_seconds``/``elapsed_seconds`` count training and evaluation only; ``wall_seconds`` is the wall
+        clock since training began when the row is made, so it also counts every earlier epoch's checkpoint,
+        exported weights, CSV, curves and TensorBoard writes (all but this epoch's own, which follow the row).
+        """
+        self.clock_start = time.perf_counter()
+        last = self.history[-1] if self.history else {}
+        self.wall_before = last.get("wall_seconds", last.get("elapsed_seconds", 0.0))
+
     def run_epoch(self) -> dict[str, Any]:
         """Train the next epoch (or the rest of a stopped one), evaluate, and return its metrics row."""
         start = time.perf_counter()
@@ -273,8 +279,10 @@ class Run:
             # Never steer on the test set: the plateau watches the validation loss, or the training loss.
             self.scheduler.step(row.get("val_loss", tally.loss))
         row["lr"], row["skipped_batches"] = self.lr, tally.skipped
-        row["epoch_seconds"] = time.perf_counter() - start
+        now = time.perf_counter()
+        row["epoch_seconds"] = now - start
         row["elapsed_seconds"] = row["epoch_seconds"] + (self.history[-1]["elapsed_seconds"] if self.history else 0.0)
+        row["wall_seconds"] = self.wall_before + now - self.clock_start
         self.history.append(row)
         return row
 
@@ -359,6 +367,7 @@ def _start_run(folder: Path, config: TrainConfig, state: dict[str, Any] | None, 
 
 def _train_epochs(run: Run, stop_after: int | None) -> None:
     done_here = 0
+    run.start_clock()
     while run.epoch < run.config.epochs and (stop_after is None or done_here < stop_after):
         try:
             row = run.run_epoch()
