@@ -96,7 +96,9 @@ def read_model_files(source: Path) -> tuple[dict[str, torch.Tensor], dict[str, A
         source = source / "model.safetensors"
     if source.suffix == ".pt":
         state = load_checkpoint(source)
-        return clean_state_dict(state["model"]), state["model_info"]
+        # One rule with the exported weights: a run trained with --ema is evaluated with its averaged weights.
+        weights = state["ema"]["module"] if state.get("ema") else state["model"]
+        return clean_state_dict(weights), state["model_info"]
     info_path = source.with_name("model.json")
     if not source.is_file():
         raise ResnetCifarError(f"no weights at {source}: give a run folder, a model.safetensors or a .pt file")

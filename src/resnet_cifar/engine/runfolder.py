@@ -1,8 +1,9 @@
-"""The run folder: one writer at a time (a lock), refusal to mix two runs, and a clean start on --overwrite."""
+"""The run folder: one writer at a time (a lock), refusal to mix two runs, and --overwrite that loses nothing."""
 from __future__ import annotations
 
 import os
 import platform
+import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from types import TracebackType
 import torch
 
 from ..errors import ResnetCifarError
+from ..log import notice
 from .io import remove_temporaries
 
 try:
@@ -21,6 +23,7 @@ except ImportError:  # Windows: no advisory locks; concurrent runs into one fold
 RUN_FILES = ("config.json", "metrics.csv", "last.pt", "best.pt", "model.safetensors", "model.json", "curves.png",
              "eval.json", "confusion.png", "predictions.png", "mistakes.png")
 LOCK_FILE = ".lock"
+SET_ASIDE = ".replaced"
 
 
 def default_run_folder(model: str, dataset: str) -> Path:
@@ -29,8 +32,53 @@ def default_run_folder(model: str, dataset: str) -> Path:
 
 
 def holds_run(folder: Path) -> bool:
-    """Whether ``folder`` already holds a training run."""
-    return (folder / "config.json").exists() or (folder / "last.pt").exists()
+    """Whether ``folder`` holds a run that can be continued: one that saved a checkpoint."""
+    return (folder / "last.pt").exists()
+
+
+def _run_files(folder: Path) -> list[Path]:
+    """The files of a run in ``folder`` (never anything else a user keeps there)."""
+    return [folder / name for name in RUN_FILES if (folder / name).exists()] + sorted(
+        folder.glob("events.out.tfevents.*"))
+
+
+class SetAside:
+    """The files of the run a new run replaces, kept in ``FOLDER/.replaced`` until the new run has a checkpoint.
+
+    ``settle()`` decides: with a new ``last.pt`` they are deleted, without one (the new run failed or was killed
+    before saving anything) they come back in place of the new run's files. A run folder is settled this way
+    whenever a process takes its lock, so a killed process loses nothing either.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / SET_ASIDE
+
+    @classmethod
+    def move(cls, folder: Path) -> SetAside | None:
+        """Move the run files of ``folder`` aside (none there: ``None``)."""
+        files = _run_files(folder)
+        if not files:
+            return None
+        aside = cls(folder)
+        shutil.rmtree(aside.path, ignore_errors=True)
+        aside.path.mkdir()
+        for file in files:
+            file.rename(aside.path / file.name)
+        return aside
+
+    def settle(self) -> None:
+        if not self.path.exists():
+            return
+        if holds_run(self.folder):
+            shutil.rmtree(self.path)
+            return
+        for file in _run_files(self.folder):
+            file.unlink()
+        for file in self.path.iterdir():
+            file.rename(self.folder / file.name)
+        self.path.rmdir()
+        notice(f"{self.folder}: the new run saved no checkpoint, so the run it was to replace is back in place")
 
 
 class RunLock:
@@ -51,6 +99,7 @@ class RunLock:
                 raise ResnetCifarError(f"another process is training into {self.folder}; wait for it, or choose "
                                        f"another --out") from None
         remove_temporaries(self.folder)
+        SetAside(self.folder).settle()  # a process killed while replacing a run
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -60,17 +109,13 @@ class RunLock:
             self._fd = None
 
 
-def prepare_new_run(folder: Path, overwrite: bool) -> None:
-    """Refuse a folder holding a run, or with ``overwrite`` delete that run's files (only those) first."""
-    if not holds_run(folder):
-        return
-    if not overwrite:
+def prepare_new_run(folder: Path, overwrite: bool) -> SetAside | None:
+    """Refuse a folder holding a run, or with ``overwrite`` set that run's files aside (only those); the files of
+    a run that never saved a checkpoint are set aside too, so that the same command can simply be run again."""
+    if holds_run(folder) and not overwrite:
         raise ResnetCifarError(f"{folder} already holds a run: continue it with --resume {folder}, "
                                f"replace it with --overwrite, or choose another --out")
-    for name in RUN_FILES:
-        (folder / name).unlink(missing_ok=True)
-    for events in folder.glob("events.out.tfevents.*"):
-        events.unlink()
+    return SetAside.move(folder)
 
 
 def environment(device: torch.device) -> dict[str, str | int]:

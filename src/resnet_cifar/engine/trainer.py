@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import signal
 import time
@@ -31,7 +32,7 @@ from .interrupt import StopRequests, TrainingInterrupted
 from .io import atomic_write_json
 from .loop import EVAL_BATCH_SIZE, EpochTally, NonFiniteLoss, predict_batches, train_epoch
 from .optim import build_optimizer, build_scheduler
-from .runfolder import RunLock, default_run_folder, environment, prepare_new_run
+from .runfolder import RunLock, default_run_folder, environment, holds_run, prepare_new_run
 from .trained import model_info
 
 # With several processes a stop signal is acted on at the same step everywhere: the ranks compare notes
@@ -115,6 +116,7 @@ class Run:
         self.best_val_acc = -1.0
         self.stop_signal: int | None = None  # the signal every rank agreed to stop for
         self.stop_votes = DeferredMax(self.device)
+        self.start_clock()
         self.console = ConsoleLog(config.epochs, quiet or not world.is_main)
         self.callbacks: list[Callback] = [self.console]
         if world.is_main:
@@ -170,7 +172,9 @@ class Run:
                           epochs_trained=self.epoch, config=self.config.to_dict())
 
     def state(self) -> dict[str, Any]:
-        """Everything needed to continue exactly where the run stands, mid-epoch included."""
+        """Everything needed to continue exactly where the run stands, mid-epoch included; refuses weights or
+        statistics that are no longer finite, so that no file of the run ever holds them."""
+        self.require_finite_weights()
         return {
             "config": self.config.to_dict(), "epoch": self.epoch, "model": clean_state_dict(self.model.state_dict()),
             "tally": self.tally.reduced().state_dict() if self.tally is not None else None,
@@ -179,6 +183,18 @@ class Run:
             "rng": rng_state(self.device),
             "history": self.history, "best_val_acc": self.best_val_acc, "model_info": self.info(),
         }
+
+    def require_finite_weights(self) -> None:
+        """Raise ``ResnetCifarError`` if a weight or BatchNorm statistic is NaN or infinite (the run diverged)."""
+        models = [self.model] + ([self.ema.module] if self.ema is not None else [])
+        tensors = [t for m in models for t in m.state_dict().values() if t.is_floating_point()]
+        broken = (~torch.stack([torch.isfinite(t).all() for t in tensors]).all()).to(torch.int32)
+        if not int(max_across_ranks(broken)):  # every rank decides alike, so none waits in a collective alone
+            return
+        last = self.folder / "last.pt"
+        saved = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was saved yet"
+        raise ResnetCifarError(f"the run diverged: weights or BatchNorm statistics became NaN or infinite by "
+                               f"{self.position()}; nothing was saved, {saved}: lower --lr")
 
     def restore(self, state: dict[str, Any]) -> None:
         """Load a checkpoint written by ``state()``."""
@@ -248,7 +264,7 @@ class Run:
         self.console.progress(done, loss, accuracy, images_per_s, lr=self.lr)
 
     def start_clock(self) -> None:
-        """Start the wall clock of this process; earlier processes of a resumed run add what they recorded.
+        """(Re)start the wall clock of this process; earlier processes of a resumed run add what they recorded.
 
         ``epoch_seconds``/``elapsed_seconds`` count training and evaluation only; ``wall_seconds`` is the wall
         clock since training began when the row is made, so it also counts every earlier epoch's checkpoint,
@@ -300,6 +316,13 @@ class Run:
         for callback in self.callbacks:
             callback.on_epoch_end(row, self.history)
 
+    def bring_reports_up_to_date(self) -> None:
+        """Exported weights, metrics.csv and curves.png as of the last finished epoch, from the restored state."""
+        export_model(self.folder, self.eval_model.state_dict(), self.info())
+        for callback in self.callbacks:
+            if isinstance(callback, (CsvLog, CurvesPlot)):
+                callback.on_epoch_end(self.history[-1], self.history)
+
     def close(self) -> None:
         for callback in self.callbacks:
             callback.close()
@@ -320,10 +343,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     state = None
     if resume is not None:
         folder = Path(resume)
-        if not (folder / "last.pt").is_file():
-            raise ResnetCifarError(f"{folder} holds no last.pt to resume from")
-        state = load_checkpoint(folder / "last.pt")
-        config = TrainConfig.from_dict(state["config"])
+        config, state = _resume_point(folder)
     else:
         folder = Path(config.out or default_run_folder(config.model, config.dataset))
     world = world_from_environment()
@@ -333,32 +353,53 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     created = not folder.exists()
     lock = RunLock(folder) if world.is_main else contextlib.nullcontext()
     with process_group(world, device), lock, StopRequests() as stop:
+        aside = prepare_new_run(folder, overwrite) if state is None and world.is_main else None
         try:
-            run = _start_run(folder, config, state, overwrite, stop, quiet, world)
+            run = _start_run(folder, config, state, stop, quiet, world)
+            try:
+                _train_epochs(run, stop_after)
+            finally:
+                run.close()
         except BaseException:
-            if created and world.is_main:  # leave no empty folder behind when the set-up fails
+            if created and world.is_main and not holds_run(folder):  # no empty or dead folder left behind
                 shutil.rmtree(folder, ignore_errors=True)
             raise
-        try:
-            _train_epochs(run, stop_after)
         finally:
-            run.close()
+            if aside is not None:
+                aside.settle()  # the replaced run's files go once this one has a checkpoint, else come back
     if run.epoch < run.config.epochs and not quiet:
         print(f"stopped after epoch {run.epoch} of {run.config.epochs}; continue with: "
               f"resnet-cifar train --resume {folder}")
     return folder
 
 
-def _start_run(folder: Path, config: TrainConfig, state: dict[str, Any] | None, overwrite: bool,
-               stop: StopRequests, quiet: bool, world: World) -> Run:
+def _resume_point(folder: Path) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """The settings and checkpoint to continue ``folder`` from; a run that stopped before its first checkpoint
+    starts again from its ``config.json``."""
+    if (folder / "last.pt").is_file():
+        state = load_checkpoint(folder / "last.pt")
+        return TrainConfig.from_dict(state["config"]), state
+    if not (folder / "config.json").is_file():
+        raise ResnetCifarError(f"{folder} holds no run to resume (no last.pt, no config.json)")
+    try:
+        saved = json.loads((folder / "config.json").read_text())
+        config = TrainConfig.from_dict({k: v for k, v in saved.items() if k not in ("environment", "processes")})
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as error:
+        raise ResnetCifarError(f"{folder / 'config.json'} is not a run's settings ({error})") from None
+    notice(f"{folder} stopped before its first checkpoint: starting it again from its config.json")
+    return config, None
+
+
+def _start_run(folder: Path, config: TrainConfig, state: dict[str, Any] | None, stop: StopRequests, quiet: bool,
+               world: World) -> Run:
     """Build the run (restored from ``state`` when resuming) and record its settings in ``config.json``."""
-    if state is None and world.is_main:
-        prepare_new_run(folder, overwrite)
     run = Run(config, folder, stop, quiet, world)
     if state is not None:
         run.restore(state)
         if not quiet:
             notice(f"resuming {folder} from {run.position()} of {config.epochs} epochs")
+        if run.tally is None and run.history and world.is_main:
+            run.bring_reports_up_to_date()  # a kill during the last save can leave them an epoch behind
     if world.is_main:
         atomic_write_json(folder / "config.json", {**config.to_dict(), "environment": environment(run.device),
                                                    "processes": world.world_size})
