@@ -49,13 +49,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .engine.trainer import train
 
     if args.resume:
-        folder = train(None, resume=args.resume, quiet=args.quiet, stop_after=args.stop_after)
+        refuse_settings_with_resume(args)
+        folder = train(None, resume=args.resume, quiet=args.quiet, stop_after=args.stop_after,
+                       device=getattr(args, "device", None))
     else:
         folder = train(_config_from_args(args), quiet=args.quiet, stop_after=args.stop_after,
                        overwrite=args.overwrite)
     if not args.quiet and world_from_environment().is_main:
         print(f"run folder: {folder}  (evaluate: resnet-cifar eval {folder})")
     return 0
+
+
+def refuse_settings_with_resume(args: argparse.Namespace) -> None:
+    """A resumed run keeps its saved settings: name every option given that would be silently ignored."""
+    given = [name for name in _config_fields() if hasattr(args, name) and name != "device"]
+    given += [name for name in ("stem", "shortcut") if getattr(args, name) is not None]
+    given += [name for name in ("zero_init_residual", "overwrite") if getattr(args, name)]
+    if args.recipe != "default":
+        given.append("recipe")
+    if given:
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise ResnetCifarError(f"--resume continues {args.resume} with its saved settings, so {options} would be "
+                               f"ignored: leave them out, or start a new run with --out (with --resume only "
+                               f"--device, --threads, --stop-after and --quiet apply)")
 
 
 def _config_from_args(args: argparse.Namespace) -> object:
@@ -223,7 +239,10 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
 def _pretrained_names() -> str:
     from .engine.pretrained import list_pretrained
 
-    return ", ".join(list_pretrained()) or "none shipped yet"
+    try:
+        return ", ".join(list_pretrained()) or "none shipped yet"
+    except ResnetCifarError:  # a damaged manifest must not break --help or other commands; using one says why
+        return "their list is unreadable"
 
 
 def _add_eval_parser(commands: argparse._SubParsersAction) -> None:

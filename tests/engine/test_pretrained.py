@@ -65,6 +65,40 @@ def test_damaged_weights_are_refused(exported, tmp_path) -> None:
         pretrained_weights("tiny", root)
 
 
+def test_a_changed_model_json_is_refused_too(exported, tmp_path) -> None:
+    """model.json names the classes: reversing them would turn every answer into another, silently."""
+    root = tmp_path / "pretrained"
+    _add(exported, root)
+    info_path = root / "tiny/model.json"
+    info = json.loads(info_path.read_text())
+    info["class_names"] = info["class_names"][::-1]
+    info_path.write_text(json.dumps(info))
+    with pytest.raises(ResnetCifarError, match="model.json does not match its checksum"):
+        load_pretrained("tiny", root=root)
+
+
+def test_a_manifest_entry_cannot_point_outside_the_pretrained_folder(exported, tmp_path) -> None:
+    root = tmp_path / "pretrained"
+    _add(exported, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["tiny"]["file"] = "../../elsewhere/model.safetensors"
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ResnetCifarError, match="outside the package"):
+        pretrained_weights("tiny", root)
+
+
+def test_a_damaged_manifest_breaks_no_help_text(monkeypatch, tmp_path, capsys) -> None:
+    from resnet_cifar import cli
+    from resnet_cifar.engine import pretrained
+
+    (tmp_path / "manifest.json").write_text("{not json")
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(pretrained.list_pretrained, "__defaults__", (tmp_path,))
+    with pytest.raises(SystemExit) as done:
+        cli.main(["eval", "--help"])
+    assert done.value.code == 0 and "unreadable" in capsys.readouterr().out
+
+
 def test_unknown_name_lists_what_is_shipped(exported, tmp_path) -> None:
     root = tmp_path / "pretrained"
     _add(exported, root)

@@ -45,7 +45,7 @@ def test_a_recipes_switches_can_be_turned_off() -> None:
 
 
 def test_compile_mode_needs_compile() -> None:
-    assert _config("--recipe", "fast", "--compile-mode", "reduce-overhead").compile_mode == "reduce-overhead"
+    assert _config("--compile", "--compile-mode", "reduce-overhead").compile_mode == "reduce-overhead"
     with pytest.raises(ResnetCifarError, match="--compile-mode reduce-overhead needs --compile"):
         _config("--compile-mode", "reduce-overhead")
 

@@ -67,3 +67,34 @@ def test_the_command_line_caps_threads_and_records_them_in_the_run(run_cli, tmp_
     assert bad.returncode == 2 and bad.stderr.strip() == "resnet-cifar: error: --threads must be a positive " \
         "integer, got 0"
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_resumed_run_takes_the_thread_count_it_was_saved_with_unless_one_was_chosen(monkeypatch) -> None:
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 2)
+    torch.set_num_threads(2)
+    monkeypatch.setattr(threads, "_chosen", False)
+    threads.follow_saved_threads(1)
+    assert torch.get_num_threads() == 1
+    threads.follow_saved_threads(8)  # saved on a larger machine: capped at the usable CPUs
+    assert torch.get_num_threads() == 2
+    monkeypatch.setattr(threads, "_chosen", True)  # --threads or OMP_NUM_THREADS
+    threads.follow_saved_threads(1)
+    assert torch.get_num_threads() == 2
+
+
+def test_resume_refuses_settings_it_would_ignore_and_keeps_the_thread_count(run_cli, tmp_path: Path,
+                                                                            monkeypatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    folder = tmp_path / "run"
+    started = run_cli("train", "--model", "resnet20", "--dataset", "cifar10-sample", "--epochs", "2",
+                      "--train-subset", "64", "--batch-size", "32", "--device", "cpu", "--quiet", "--threads", "1",
+                      "--stop-after", "1", "--out", str(folder))
+    assert started.returncode == 0, started.stderr
+    refused = run_cli("train", "--resume", str(folder), "--epochs", "5", "--model", "resnet56", "--overwrite")
+    assert refused.returncode == 2 and "would be ignored" in refused.stderr
+    assert all(option in refused.stderr for option in ("--epochs", "--model", "--overwrite"))
+    assert len(refused.stderr.strip().splitlines()) == 1
+    resumed = run_cli("train", "--resume", str(folder), "--device", "cpu", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "using the 1 CPU threads this run was saved with" in resumed.stderr or os.cpu_count() == 1
+    assert json.loads((folder / "config.json").read_text())["environment"]["cpu_threads"] == 1

@@ -1,6 +1,6 @@
 """Weights trained by this project and shipped inside the package, listed in ``pretrained/manifest.json``.
 
-The manifest maps a name to a ``model.safetensors`` (with its ``model.json`` beside it), the file's SHA-256
+The manifest maps a name to a ``model.safetensors`` (with its ``model.json`` beside it), both files' SHA-256
 and how it was trained. Weights for more models join by adding files and a manifest entry
 (``add_pretrained``); no code changes.
 """
@@ -28,9 +28,11 @@ def pretrained_manifest(root: Path = PRETRAINED_DIR) -> dict[str, dict[str, Any]
     path = root / MANIFEST
     try:
         manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ResnetCifarError(f"cannot read the list of pretrained weights {path} ({error}): reinstall "
                                f"resnet-cifar") from None
+    if not isinstance(manifest, dict) or not all(isinstance(entry, dict) for entry in manifest.values()):
+        raise ResnetCifarError(f"{path} is not a list of pretrained weights: reinstall resnet-cifar")
     return manifest
 
 
@@ -45,12 +47,18 @@ def pretrained_weights(name: str, root: Path = PRETRAINED_DIR) -> Path:
     if name not in manifest:
         available = ", ".join(sorted(manifest)) or "none"
         raise ResnetCifarError(f"no pretrained weights named {name!r}: available are {available}")
-    path = root / manifest[name]["file"]
-    if not path.is_file():
-        raise ResnetCifarError(f"the pretrained weights {path} are missing: reinstall resnet-cifar")
-    if _sha256(path) != manifest[name]["sha256"]:
-        raise ResnetCifarError(f"the pretrained weights {path} do not match their checksum (damaged or "
-                               f"changed): reinstall resnet-cifar")
+    entry = manifest[name]
+    path = (root / str(entry.get("file"))).resolve()
+    if not path.is_relative_to(root.resolve()) or path.name != "model.safetensors":
+        raise ResnetCifarError(f"the manifest entry of {name!r} points outside the package's pretrained "
+                               f"folder: reinstall resnet-cifar")
+    # Both files are checked: model.json says what the outputs mean (class names) and how to preprocess.
+    for file, key in ((path, "sha256"), (path.with_name("model.json"), "info_sha256")):
+        if not file.is_file():
+            raise ResnetCifarError(f"the pretrained file {file} is missing: reinstall resnet-cifar")
+        if _sha256(file) != entry.get(key):
+            raise ResnetCifarError(f"the pretrained file {file} does not match its checksum (damaged or changed): "
+                                   f"reinstall resnet-cifar")
     return path
 
 
@@ -78,6 +86,7 @@ def add_pretrained(source: str | Path, name: str, *, test_accuracy: float, evalu
     config = {**info.get("config", {}), "data_dir": "data", "out": ""}
     atomic_write_json(target / "model.json", {**info, "config": config})
     entry = {"file": f"{name}/model.safetensors", "sha256": _sha256(target / "model.safetensors"),
+             "info_sha256": _sha256(target / "model.json"),
              "model": info["model"], "dataset": info.get("dataset"), "test_accuracy": round(test_accuracy, 4),
              "evaluated_on": evaluated_on, "epochs": config.get("epochs"), "train_minutes": round(train_minutes, 1),
              "command": command}

@@ -12,7 +12,10 @@ import os
 import torch
 from joblib import cpu_count
 
+from ..log import notice
 from .config import require_positive_int
+
+_chosen = False  # whether the user chose the thread count (--threads or OMP_NUM_THREADS)
 
 
 def usable_cpus() -> int:
@@ -28,9 +31,26 @@ def configure_threads(requested: int | None = None) -> int:
     sets it to 1 for each process when it starts several), and without it PyTorch's default is capped at
     ``usable_cpus()``.
     """
+    global _chosen
+    _chosen = requested is not None or "OMP_NUM_THREADS" in os.environ
     if requested is not None:
         require_positive_int("threads", requested)
         torch.set_num_threads(requested)
     elif "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(min(torch.get_num_threads(), usable_cpus()))
     return torch.get_num_threads()
+
+
+def follow_saved_threads(saved: int | None) -> None:
+    """Use the thread count a run was saved with, unless ``--threads`` or ``OMP_NUM_THREADS`` chose one: a CPU
+    run continues bit for bit only with the same count (reductions split by thread). Capped at usable CPUs."""
+    if _chosen or not saved or saved == torch.get_num_threads():
+        return
+    threads = min(saved, usable_cpus())
+    torch.set_num_threads(threads)
+    if threads == saved:
+        notice(f"using the {saved} CPU threads this run was saved with, as resuming exactly needs (--threads "
+               f"overrides)")
+    else:
+        notice(f"this run was saved with {saved} CPU threads but only {threads} CPUs are usable here: it continues, "
+               f"but not bit for bit as it would have")

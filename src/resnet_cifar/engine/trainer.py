@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shutil
 import signal
@@ -33,6 +34,7 @@ from .io import atomic_write_json
 from .loop import EVAL_BATCH_SIZE, EpochTally, NonFiniteLoss, predict_batches, train_epoch
 from .optim import build_optimizer, build_scheduler
 from .runfolder import RunLock, default_run_folder, environment, holds_run, prepare_new_run
+from .threads import follow_saved_threads
 from .trained import model_info
 
 # With several processes a stop signal is acted on at the same step everywhere: the ranks compare notes
@@ -180,7 +182,7 @@ class Run:
             "tally": self.tally.reduced().state_dict() if self.tally is not None else None,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
-            "rng": rng_state(self.device),
+            "rng": rng_state(self.device), "cpu_threads": torch.get_num_threads(),
             "history": self.history, "best_val_acc": self.best_val_acc, "model_info": self.info(),
         }
 
@@ -329,11 +331,12 @@ class Run:
 
 
 def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, quiet: bool = False,
-          stop_after: int | None = None, overwrite: bool = False) -> Path:
+          stop_after: int | None = None, overwrite: bool = False, device: str | None = None) -> Path:
     """Train per ``config`` (or continue the run folder ``resume`` with its saved config); returns the run folder.
 
     ``stop_after`` ends this call after that many epochs, leaving the run resumable with the same schedule;
-    ``overwrite`` replaces a run already in ``config.out``. Ctrl-C/SIGTERM save a checkpoint and raise
+    ``overwrite`` replaces a run already in ``config.out``; ``device`` continues a resumed run on another device.
+    A resumed run uses the CPU thread count it was saved with, unless the user chose one (``threads``). Ctrl-C/SIGTERM save a checkpoint and raise
     ``TrainingInterrupted``; a non-finite loss raises ``ResnetCifarError`` (see ``--skip-nonfinite``).
     Started by ``torchrun`` with several processes, it trains with DistributedDataParallel: ``batch_size``
     is then the batch of all processes together, and only rank 0 prints and writes files.
@@ -344,6 +347,10 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     if resume is not None:
         folder = Path(resume)
         config, state = _resume_point(folder)
+        if device is not None:
+            config = dataclasses.replace(config, device=device)
+        if state is not None:
+            follow_saved_threads(state.get("cpu_threads"))
     else:
         folder = Path(config.out or default_run_folder(config.model, config.dataset))
     world = world_from_environment()
