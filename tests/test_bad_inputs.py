@@ -9,6 +9,7 @@ import functools
 import http.server
 import os
 import pickle
+import socketserver
 import struct
 import threading
 import time
@@ -180,6 +181,22 @@ def _dataset_cases(root: Path, fake_cifar, make_image) -> dict[str, tuple[list[s
     _rewrite_batch(cifar("labels") / "test_batch", lambda c: c.update(labels=[12] * len(c["labels"])))
     cases["labels out of range"] = (["--dataset", "cifar10", "--data-dir", str(root / "labels")],
                                     "labels must lie in 0..9")
+    _rewrite_batch(cifar("float_labels") / "test_batch", lambda c: c.update(labels=[0.5] * len(c["labels"])))
+    cases["fractional labels"] = (["--dataset", "cifar10", "--data-dir", str(root / "float_labels")],
+                                  "not whole numbers")
+    _rewrite_batch(cifar("str_labels") / "test_batch", lambda c: c.update(labels=["cat"] * len(c["labels"])))
+    cases["labels as text"] = (["--dataset", "cifar10", "--data-dir", str(root / "str_labels")], "not whole numbers")
+    _rewrite_batch(cifar("int_names") / "batches.meta", lambda c: c.update(label_names=10))
+    cases["class names an int"] = (["--dataset", "cifar10", "--data-dir", str(root / "int_names")],
+                                   "no list of class names")
+    # ~40 bytes that ask numpy for an array of 2**60 elements, and a pickle claiming a 2**62-byte string
+    (cifar("huge_array") / "test_batch").write_bytes(b"\x80\x02cnumpy\nndarray\nq\x00J\x00\x00\x00\x40J\x00\x00"
+                                                     b"\x00\x40\x86q\x01\x85q\x02Rq\x03.")
+    cases["a tiny file asking for a huge array"] = (["--dataset", "cifar10", "--data-dir", str(root / "huge_array")],
+                                                    "larger than any in a CIFAR batch")
+    (cifar("huge_bytes") / "test_batch").write_bytes(b"\x80\x04\x8e" + struct.pack("<Q", 2**62) + b"abc.")
+    cases["a length claim past the file"] = (["--dataset", "cifar10", "--data-dir", str(root / "huge_bytes")],
+                                             "not a readable CIFAR batch file")
     for split in ("train", "test"):
         for name in ("a", "b"):
             (root / "empty_folder" / split / name).mkdir(parents=True)
@@ -310,6 +327,9 @@ OPTION_CASES = [
     (["--schedule", "exponential"], {"schedule": "exponential"}, "exponential"),
     (["--device", "cuda"], {"device": "cuda"}, "no CUDA GPU is visible"),
     (["--amp", "fp16"], {"amp": "fp16"}, "--amp fp16 needs a GPU"),
+    (["--seed", str(2**64)], {"seed": 2**64}, "--seed must be an integer from 0 to"),
+    (["--crop-padding", "1000"], {"crop_padding": 1000}, "--crop-padding must be at most the image side"),
+    (["--cutout", "100000"], {"cutout": 100000}, "--cutout must be at most the image side"),
 ]
 
 
@@ -326,3 +346,118 @@ def test_bad_options(tmp_path, capsys, args: list[str], settings: dict, fragment
         train(TrainConfig(**{"dataset": "cifar10-sample", "device": "cpu", "out": str(existing), **settings}))
     assert fragment in str(info.value)
     assert _snapshot(existing) == before
+
+
+class _MisbehavingHTTP(socketserver.BaseRequestHandler):
+    """Answers that break HTTP in the ways servers and proxies do; every loop is bounded (at most 8 s)."""
+
+    def handle(self) -> None:
+        path = self.request.recv(4096).split(b" ")[1].decode()
+        send = self.request.sendall
+        if path == "/trickle-body.png":
+            send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+            self._trickle(b"x" * 8)
+        elif path == "/trickle-headers.png":
+            send(b"HTTP/1.1 200 OK\r\n")
+            self._trickle(b"X-Slow: aaaaaa")
+        elif path == "/not-http.png":
+            send(b"hello, this is not HTTP\r\n")
+        elif path == "/broken-chunks.png":
+            send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc")
+        elif path == "/to-ftp.png":
+            send(b"HTTP/1.1 302 Found\r\nLocation: ftp://127.0.0.1/x.png\r\nContent-Length: 0\r\n\r\n")
+        elif path == "/to-bad-port.png":
+            send(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:port/x.png\r\nContent-Length: 0\r\n\r\n")
+        elif path == "/long-line.png":
+            send(b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n")
+
+    def _trickle(self, data: bytes) -> None:
+        for byte in data:
+            try:
+                self.request.sendall(bytes([byte]))
+            except OSError:
+                return
+            time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def bad_server():
+    httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _MisbehavingHTTP)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_misbehaving_servers_get_one_line_within_the_timeout(model_dir, bad_server, capsys) -> None:
+    cases = {"/trickle-body.png": "within --timeout 1 s", "/trickle-headers.png": "within --timeout 1 s",
+             "/not-http.png": "not a valid HTTP answer", "/broken-chunks.png": "cannot fetch",
+             "/to-ftp.png": "redirected to ftp://127.0.0.1/x.png, which is not an http(s) URL",
+             "/to-bad-port.png": "cannot fetch", "/long-line.png": "not a valid HTTP answer"}
+    for path, fragment in cases.items():
+        start = time.monotonic()
+        code, err = _cli(capsys, "predict", str(model_dir), bad_server + path, "--timeout", "1")
+        _assert_one_line_error(code, err, fragment)
+        assert time.monotonic() - start < 4, path  # the whole request is bounded, not each read
+    code, err = _cli(capsys, "predict", str(model_dir), "http://[::1/x.png")
+    _assert_one_line_error(code, err, "is not a valid URL")
+
+
+@pytest.mark.parametrize("timeout", ["inf", "0", "-1", "nan"])
+def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_named(model_dir, images, capsys, timeout) -> None:
+    code, err = _cli(capsys, "predict", str(model_dir), str(images / "palette.png"), "--timeout", timeout)
+    _assert_one_line_error(code, err, "--timeout must be a number of seconds")
+
+
+def test_special_files_are_never_read(model_dir, tmp_path, capsys) -> None:
+    os.mkfifo(tmp_path / "pipe.png")
+    code, err = _cli(capsys, "predict", str(model_dir), str(tmp_path / "pipe.png"))
+    _assert_one_line_error(code, err, "not a regular file")
+    code, err = _cli(capsys, "predict", str(model_dir), str(tmp_path))  # a folder with only the FIFO
+    _assert_one_line_error(code, err, "holds no image files")
+
+
+def test_a_training_class_without_images_is_refused_and_special_files_are_skipped(tmp_path, make_image,
+                                                                                  capsys) -> None:
+    root = tmp_path / "images"
+    for split in ("train", "test"):
+        (root / split / "cats").mkdir(parents=True)
+        make_image(root / split / "cats" / "a.png")
+    (root / "train" / "dogs").mkdir()
+    code, err = _cli(capsys, "train", "--dataset", "folder", "--data-dir", str(root), "--device", "cpu",
+                     "--out", str(tmp_path / "run"))
+    _assert_one_line_error(code, err, "dogs holds no images")
+    make_image(root / "train" / "dogs" / "b.png")
+    os.mkfifo(root / "train" / "dogs" / "pipe.png")  # read, it would block forever
+    assert len(load_dataset("folder", "train", root)) == 2
+
+
+def test_an_unreadable_class_folder_is_an_error_not_an_empty_class(tmp_path, make_image, monkeypatch) -> None:
+    root = tmp_path / "images"
+    for name in ("cats", "dogs"):
+        (root / "train" / name).mkdir(parents=True)
+        make_image(root / "train" / name / "a.png")
+    real_iterdir = Path.iterdir
+
+    def iterdir(self: Path):  # chmod cannot stop root, who runs the tests here: refuse the folder instead
+        if self.name == "dogs":
+            raise PermissionError(13, "Permission denied")
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(ResnetCifarError, match="cannot read class folder .*dogs \\(Permission denied\\)"):
+        load_dataset("folder", "train", root)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "--dataset", "cifar10-sample", "--stop-after", "-1"], "--stop-after must be a positive integer"),
+    (["bench", "--batch-sizes", "0"], "--batch-sizes must be a positive integer"),
+    (["bench", "--batch-sizes", "128", "-4"], "--batch-sizes must be a positive integer"),
+    (["bench", "--steps", "0"], "--steps must be a positive integer"),
+    (["bench", "--warmup", "-1"], "--warmup must be an integer >= 0"),
+])
+def test_counts_below_their_range_are_named(tmp_path, capsys, args: list[str], fragment: str) -> None:
+    code, err = _cli(capsys, *args, "--device", "cpu", *(["--out", str(tmp_path / "run")] if args[0] == "train"
+                                                          else []))
+    _assert_one_line_error(code, err, fragment)
+    assert not (tmp_path / "run").exists()

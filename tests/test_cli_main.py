@@ -101,7 +101,7 @@ def test_predict_files_folder_and_url(trained, images, server, run_cli) -> None:
 @pytest.mark.parametrize("target,message", [("{server}/page.html", "not an image"),
                                             ("{server}/missing.png", "cannot fetch"),
                                             ("file:///etc/passwd", "only http:// and https://"),
-                                            ("no-such-file.png", "neither an image file")])
+                                            ("no-such-file.png", "does not exist")])
 def test_predict_bad_inputs_are_one_line_errors(trained, server, run_cli, target: str, message: str) -> None:
     result = run_cli("predict", str(trained[0]), target.format(server=server))
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

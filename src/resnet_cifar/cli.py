@@ -126,9 +126,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench_report, format_report, run_bench
+    from .engine.config import require_positive_int
     from .engine.device import resolve_device
     from .engine.int8 import INSTALL_HINT, int8_available
 
+    for size in args.batch_sizes:
+        require_positive_int("batch_sizes", size)
+    require_positive_int("steps", args.steps)
+    if args.warmup < 0:
+        raise ResnetCifarError(f"--warmup must be an integer >= 0, got {args.warmup}")
     device = resolve_device(args.device)
     if device.type == "cpu" and not int8_available():
         print(f"note: no int8 inference rows; {INSTALL_HINT}", file=sys.stderr)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
+import math
 import pickle
 import sys
 from dataclasses import dataclass
@@ -10,6 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+try:
+    from numpy._core.multiarray import _reconstruct as _numpy_reconstruct  # numpy 2
+except ImportError:  # numpy 1
+    from numpy.core.multiarray import _reconstruct as _numpy_reconstruct
 
 from ..errors import ResnetCifarError
 from .download import download_archive
@@ -62,22 +69,61 @@ _ALLOWED_GLOBALS = {
 }
 
 
+# The largest official batch file (CIFAR-100's train, 50,000 x 3,072 bytes plus labels) is 155 MiB; no array in
+# one holds more elements than its pixels.
+MAX_BATCH_FILE_BYTES = 200 * 1024 * 1024
+MAX_ARRAY_ELEMENTS = 50_000 * 3 * 32 * 32
+
+
+def _require_small(shape: object) -> None:
+    """Refuse an array shape over ``MAX_ARRAY_ELEMENTS`` before anything is allocated for it."""
+    dims = shape if isinstance(shape, (tuple, list)) else (shape,)
+    if not all(isinstance(d, (int, np.integer)) and 0 <= d <= MAX_ARRAY_ELEMENTS for d in dims) \
+            or math.prod(int(d) for d in dims) > MAX_ARRAY_ELEMENTS:
+        raise pickle.UnpicklingError(f"an array of shape {shape} is larger than any in a CIFAR batch")
+
+
+class _BoundedArray(np.ndarray):
+    """``numpy.ndarray`` as the pickles may name it: as the type of rebuilt arrays, or called with a small shape."""
+
+    def __new__(cls, shape: object, *args: object, **kwargs: object) -> np.ndarray:
+        _require_small(shape)
+        return super().__new__(cls, shape, *args, **kwargs)
+
+
+def _bounded_reconstruct(subtype: type, shape: object, dtype: object) -> np.ndarray:
+    _require_small(shape)
+    return _numpy_reconstruct(subtype, shape, dtype)
+
+
+_BOUNDED = {"ndarray": _BoundedArray, "_reconstruct": _bounded_reconstruct}
+
+
 class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickles dicts, lists, strings, bytes, numbers and numpy arrays; refuses every other global."""
+    """Unpickles dicts, lists, strings, bytes, numbers and numpy arrays of at most a CIFAR batch's size; refuses
+    every other global."""
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) in _ALLOWED_GLOBALS:
+            if name in _BOUNDED:
+                return _BOUNDED[name]
             return getattr(sys.modules.get(module) or __import__(module, fromlist=[name]), name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not part of a CIFAR batch file")
 
 
 def safe_unpickle(path: Path) -> dict:
-    """Load one CIFAR batch file through ``RestrictedUnpickler``; any failure is a one-line error."""
+    """Load one CIFAR batch file through ``RestrictedUnpickler``; any failure is a one-line error.
+
+    The file is read whole first (it must be no larger than an official one), so that a length the pickle claims
+    is checked against what is really there before anything is allocated for it.
+    """
+    if path.stat().st_size > MAX_BATCH_FILE_BYTES:
+        raise ResnetCifarError(f"{path} is larger than any CIFAR batch file ({path.stat().st_size} bytes); delete "
+                               f"it and download the dataset again")
     try:
-        with open(path, "rb") as f:
-            content = RestrictedUnpickler(f, encoding="latin1").load()
+        content = RestrictedUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            KeyError, ImportError) as error:
+            KeyError, ImportError, MemoryError, OverflowError) as error:
         raise ResnetCifarError(f"{path} is not a readable CIFAR batch file ({error}); delete it and "
                                f"download the dataset again") from None
     if not isinstance(content, dict):
@@ -134,6 +180,9 @@ def read_cifar(name: str, root: Path, split: str, download: bool = True) -> Imag
     folder = cifar_folder(name, root, download)
     meta = safe_unpickle(folder / spec.meta_file[0])
     class_names = _field(meta, spec.names_key, folder / spec.meta_file[0])
+    if not (isinstance(class_names, list) and class_names and all(isinstance(n, (str, bytes)) for n in class_names)):
+        raise ResnetCifarError(f"{folder / spec.meta_file[0]} has no list of class names under '{spec.names_key}'")
+    class_names = [n.decode("latin1") if isinstance(n, bytes) else n for n in class_names]
     images, labels = [], []
     for file in spec.train_files if split == "train" else spec.test_files:
         batch = safe_unpickle(folder / file)
@@ -142,10 +191,13 @@ def read_cifar(name: str, root: Path, split: str, download: bool = True) -> Imag
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(batch_labels) != len(data):
             raise ResnetCifarError(f"{folder / file} holds data of shape {data.shape} ({data.dtype}) and "
                                    f"{len(batch_labels)} labels; expected uint8 N x 3072 and N labels")
-        images.append(data.reshape(-1, 3, 32, 32))
+        if not (np.issubdtype(batch_labels.dtype, np.integer) and batch_labels.ndim == 1):
+            raise ResnetCifarError(f"{folder / file} holds labels of type {batch_labels.dtype}, not whole numbers: "
+                                   f"it is not a CIFAR batch file")
+        images.append(np.asarray(data).reshape(-1, 3, 32, 32))
         labels.append(batch_labels.astype(np.int64))
     return ImageSet(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)),
-                    [str(n) for n in class_names])
+                    list(class_names))
 
 
 def _field(content: dict, key: str, path: Path) -> object:

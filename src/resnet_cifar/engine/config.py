@@ -100,6 +100,12 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ResnetCifarError(f"--{name.replace('_', '-')} must be an integer >= 0, got {value!r}")
+        for name in ("crop_padding", "cutout"):  # beyond the image side they only cost memory (a padded copy)
+            if getattr(self, name) > self.image_size:
+                raise ResnetCifarError(f"--{name.replace('_', '-')} must be at most the image side "
+                                       f"({self.image_size}), got {getattr(self, name)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ResnetCifarError(f"--seed must be an integer from 0 to {2**32 - 1}, got {self.seed!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy of every setting."""

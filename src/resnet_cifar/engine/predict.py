@@ -1,6 +1,10 @@
 """``predict(run_or_weights, inputs)``: top-k classes of image files, folders of images and http(s) URLs."""
 from __future__ import annotations
 
+import http.client
+import math
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,6 +24,7 @@ from .trained import TrainedModel, load_trained_model
 
 URL_TIMEOUT_S = 10
 URL_MAX_BYTES = 20 * 1024 * 1024
+MAX_TIMEOUT_S = 3600
 # An opener that speaks http(s) only, so that a redirect cannot lead to file:// or ftp://.
 _HTTP_ONLY = urllib.request.OpenerDirector()
 for _handler in (urllib.request.ProxyHandler(), urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(),
@@ -36,25 +41,70 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
         if _is_url(item) or not path.is_dir():
             expanded.append(item)
             continue
-        files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not files:
             raise ResnetCifarError(f"{item} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
         expanded += files
     return expanded
 
 
+def check_timeout(timeout: float) -> None:
+    """Refuse a ``--timeout`` that is not a number of seconds in (0, MAX_TIMEOUT_S]."""
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT_S):
+        raise ResnetCifarError(f"--timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S}, "
+                               f"got {timeout}")
+
+
 def fetch_url(url: str, timeout: float = URL_TIMEOUT_S, max_bytes: int = URL_MAX_BYTES) -> bytes:
-    """The body of an http(s) URL, refusing other schemes, slow servers and bodies over ``max_bytes``."""
-    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise ResnetCifarError(f"{url}: only http:// and https:// URLs can be fetched")
+    """The body of an http(s) URL, refusing other schemes, bodies over ``max_bytes`` and servers that take longer
+    than ``timeout`` seconds for the whole answer (not only between two packets)."""
+    check_timeout(timeout)
     try:
-        with _HTTP_ONLY.open(url, timeout=timeout) as response:
-            body = response.read(max_bytes + 1)
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        raise ResnetCifarError(f"cannot fetch {url} ({getattr(error, 'reason', error)})") from None
+        scheme = urllib.parse.urlsplit(url).scheme
+    except ValueError as error:
+        raise ResnetCifarError(f"{url} is not a valid URL ({error})") from None
+    if scheme not in ("http", "https"):
+        raise ResnetCifarError(f"{url}: only http:// and https:// URLs can be fetched")
+    # The download runs in a helper thread so that the whole of it is bounded: a socket timeout alone bounds each
+    # read, and a server sending a byte a second would never be given up on.
+    outcome: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout
+    worker = threading.Thread(target=_download, args=(url, timeout, max_bytes, deadline, outcome), daemon=True)
+    worker.start()
+    worker.join(timeout + 1)
+    if worker.is_alive() or outcome.get("late"):
+        raise ResnetCifarError(f"cannot fetch {url} (no complete answer within --timeout {timeout:g} s)")
+    if "error" in outcome:
+        raise ResnetCifarError(f"cannot fetch {url} ({outcome['error']})")
+    body = outcome["body"]
     if len(body) > max_bytes:
         raise ResnetCifarError(f"{url} is larger than {max_bytes // (1024 * 1024)} MB; download it and pass the file")
     return body
+
+
+def _download(url: str, timeout: float, max_bytes: int, deadline: float, outcome: dict[str, Any]) -> None:
+    """Read ``url`` into ``outcome["body"]`` in chunks until ``deadline``; a failure goes to ``outcome["error"]``."""
+    try:
+        chunks, size = [], 0
+        with _HTTP_ONLY.open(url, timeout=timeout) as response:
+            while size <= max_bytes:
+                if time.monotonic() > deadline:
+                    outcome["late"] = True
+                    return
+                chunk = response.read1(64 * 1024) if hasattr(response, "read1") else response.read(64 * 1024)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        outcome["body"] = b"".join(chunks)
+    except urllib.error.HTTPError as error:
+        location = error.headers.get("Location") if error.headers else None
+        outcome["error"] = (f"redirected to {location}, which is not an http(s) URL" if 300 <= error.code < 400
+                            else f"the server answered {error.code} {error.reason}")
+    except urllib.error.URLError as error:
+        outcome["error"] = str(error.reason)
+    except (http.client.HTTPException, OSError, ValueError) as error:
+        outcome["error"] = f"not a valid HTTP answer: {type(error).__name__} {error}".strip()
 
 
 def _is_url(item: str) -> bool:
@@ -66,14 +116,17 @@ def load_input(item: str, size: tuple[int, int], timeout: float = URL_TIMEOUT_S)
     if _is_url(item):
         return decode_image(fetch_url(item, timeout), size, name=item)
     path = Path(item)
-    if not path.is_file():
-        raise ResnetCifarError(f"{item} is neither an image file, a folder nor an http(s) URL")
+    if not path.exists():
+        raise ResnetCifarError(f"{item} does not exist (give image files, folders of images or http(s) URLs)")
+    if not path.is_file():  # a FIFO, a device, a socket: reading it could block forever
+        raise ResnetCifarError(f"{item} is not a regular file: give image files, folders of images or http(s) URLs")
     return decode_image(path, size)
 
 
 def predict(source: str | Path | TrainedModel, inputs: Sequence[str], *, top_k: int = 5,
             device: str = "auto", timeout: float = URL_TIMEOUT_S) -> list[dict[str, Any]]:
     """For each input: ``{"input": ..., "predictions": [{"class": name, "probability": p}, ...]}``."""
+    check_timeout(timeout)
     trained = source if isinstance(source, TrainedModel) else load_trained_model(source, resolve_device(device))
     if top_k < 1:
         raise ResnetCifarError(f"--top-k must be at least 1, got {top_k}")

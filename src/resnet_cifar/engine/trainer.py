@@ -24,7 +24,7 @@ from ..models import create_model
 from . import faults
 from .callbacks import Callback, ConsoleLog, CsvLog, CurvesPlot, TensorBoardLog, tensorboard_available
 from .checkpoint import clean_state_dict, export_model, load_checkpoint, restore_rng, rng_state, save_checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, require_positive_int
 from .device import resolve_amp, resolve_channels_last, resolve_device, set_determinism
 from .distributed import (DeferredMax, World, barrier, convert_sync_batchnorm, device_of_rank, max_across_ranks, process_group,
                           sum_across_ranks, world_from_environment)
@@ -343,6 +343,8 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     """
     if resume is None and config is None:
         raise ResnetCifarError("give a TrainConfig, or a run folder to resume")
+    if stop_after is not None:
+        require_positive_int("stop_after", stop_after)
     state = None
     if resume is not None:
         folder = Path(resume)
