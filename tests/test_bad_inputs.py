@@ -111,6 +111,16 @@ def _checkpoint_cases(folder: Path, marker: Path) -> dict[str, tuple[Path, str]]
     (no_json / "model.json").unlink()
     case("bad_weights/model.safetensors", "not a readable safetensors file").write_bytes(b"\x00" * 100)
     (folder / "bad_weights/model.json").write_text((newer.parent / "other_arch/model.json").read_text())
+    save_checkpoint(case("no_info.pt", "holds no model description"), {"model": good})
+    torch.save({"model": good}, case("foreign.pt", "no format version"))
+    for name, change, fragment in (("few_names", {"class_names": ["cat", "dog"]}, "class_names must be 10 names"),
+                                   ("big_size", {"input_size": "big"}, "input_size 'big' is not"),
+                                   ("text_mean", {"mean": "abc"}, "mean 'abc' is not a list of numbers"),
+                                   ("zero_std", {"std": [0.0, 0.25, 0.25]}, "must be above 0")):
+        export_model(case(f"{name}/model.safetensors", fragment).parent, good, {**info, **change})
+    nan = {key: value.clone() for key, value in good.items()}
+    nan["fc.bias"][0] = float("nan")
+    export_model(case("nan_weights/model.safetensors", "hold NaN or infinite values (fc.bias)").parent, nan, info)
     return cases
 
 
@@ -141,8 +151,44 @@ def test_resume_from_a_damaged_checkpoint(tmp_path, capsys) -> None:
     with pytest.raises(ResnetCifarError, match="not a loadable checkpoint"):
         train(resume=folder)
     code, err = _cli(capsys, "train", "--resume", str(tmp_path / "nothing-here"))
-    _assert_one_line_error(code, err, "holds no last.pt to resume from")
+    _assert_one_line_error(code, err, "holds no run to resume")
     assert _snapshot(folder) == before
+
+
+def test_resume_from_checkpoints_that_do_not_fit(tmp_path, capsys) -> None:
+    folder = train(TrainConfig(model="resnet20", dataset="cifar10-sample", epochs=2, batch_size=250, device="cpu",
+                               out=str(tmp_path / "run")), quiet=True, stop_after=1)
+    state = torch.load(folder / "last.pt", weights_only=True)
+    for change, fragment in ((lambda s: s.pop("config"), "is not a training checkpoint (it lacks config)"),
+                             (lambda s: s["model"].update({"fc.weight": torch.zeros(3, 3)}),
+                              "does not fit the run its own saved settings describe")):
+        broken = {**state, "model": dict(state["model"])}
+        change(broken)
+        save_checkpoint(folder / "last.pt", broken)
+        before = _snapshot(folder)
+        code, err = _cli(capsys, "train", "--resume", str(folder))
+        _assert_one_line_error(code, err, fragment)
+        assert _snapshot(folder) == before
+
+
+def test_file_system_refusals_are_one_line(model_dir, tmp_path, capsys) -> None:
+    (tmp_path / "a_file").write_text("mine")
+    for out in (tmp_path / "a_file", tmp_path / "a_file" / "run"):
+        code, err = _cli(capsys, "train", "--dataset", "cifar10-sample", "--device", "cpu", "--out", str(out))
+        _assert_one_line_error(code, err, "a_file")
+    code, err = _cli(capsys, "eval", str(model_dir), "--dataset", "cifar10-sample", "--out", str(tmp_path / "a_file"))
+    _assert_one_line_error(code, err, "a_file")
+    assert (tmp_path / "a_file").read_text() == "mine"
+
+
+def test_float_tiffs_are_scaled_and_unreadable_files_are_not_called_incomplete(tmp_path) -> None:
+    from resnet_cifar.data.images import decode_image
+
+    Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32), "F").save(tmp_path / "float.tif")
+    assert 120 <= int(decode_image(tmp_path / "float.tif", (8, 8)).float().mean()) <= 135  # grey, not black
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(ResnetCifarError, match=r"cannot read .*folder.png \(Is a directory\)"):
+        decode_image(tmp_path / "folder.png", (8, 8))
 
 
 # ---- datasets ------------------------------------------------------------------------------------------

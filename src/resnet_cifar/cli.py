@@ -433,6 +433,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ResnetCifarError as error:
         print(f"resnet-cifar: error: {error}", file=sys.stderr)
         return error.exit_code
+    except OSError as error:  # the file system said no: read-only or full disk, a file where a folder must be
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"resnet-cifar: error: {where}{error.strerror or error} (files written before are left as they "
+              f"were)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("resnet-cifar: interrupted", file=sys.stderr)
         return 130

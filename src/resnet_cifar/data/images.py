@@ -28,6 +28,8 @@ def decode_image(source: bytes | Path, size: tuple[int, int], name: str | None =
         raise ResnetCifarError(f"{label} is too large to decode safely ({error})") from None
     except UnidentifiedImageError:
         raise ResnetCifarError(f"{label} is not an image Pillow can read") from None
+    except (PermissionError, IsADirectoryError) as error:  # the file system's answer, not the image's fault
+        raise ResnetCifarError(f"cannot read {label} ({error.strerror})") from None
     except (OSError, ValueError, SyntaxError) as error:
         raise ResnetCifarError(f"{label} cannot be decoded ({error}); is the file complete?") from None
     return torch.from_numpy(np.asarray(resized, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
@@ -36,6 +38,11 @@ def decode_image(source: bytes | Path, size: tuple[int, int], name: str | None =
 def _to_rgb(image: Image.Image) -> Image.Image:
     if image.width == 0 or image.height == 0:
         raise ValueError("the image has no pixels")
+    if image.mode == "F":
+        # 32-bit float (TIFF): scaled to 0..1 or 0..255 by convention; convert() would clip 0..1 to black.
+        pixels = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        peak = 1.0 if pixels.max() <= 1.0 else 255.0 if pixels.max() <= 255.0 else pixels.max()
+        image = Image.fromarray(np.clip(pixels / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16/32-bit grayscale: rescale to 8 bits instead of clipping everything above 255 to white.
         pixels = np.asarray(image, dtype=np.float64)

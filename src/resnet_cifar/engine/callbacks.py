@@ -112,21 +112,26 @@ class CurvesPlot:
 
 
 class TensorBoardLog:
-    """TensorBoard event files in the run folder."""
+    """TensorBoard event files in the run folder, created with the first finished epoch (a run that fails before
+    it leaves no file behind)."""
 
     def __init__(self, folder: Path) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(log_dir=str(folder))
+        self.folder = folder
+        self.writer = None
 
     def on_epoch_end(self, row: dict, history: list[dict]) -> None:
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(self.folder))
         for key in METRIC_COLUMNS[1:]:
             if row.get(key) is not None:
                 self.writer.add_scalar(key.replace("_", "/", 1), row[key], row["epoch"])
         self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def tensorboard_available() -> bool:

@@ -48,10 +48,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except Exception as error:  # noqa: BLE001  a damaged file can fail anywhere inside the unpickler
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ResnetCifarError(f"{path} is not a loadable checkpoint ({first_line})") from None
-    if not isinstance(state, dict) or "model" not in state:
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise ResnetCifarError(f"{path} is not a resnet-cifar checkpoint (no model weights inside)")
     version = state.get("format_version")
-    if not isinstance(version, int) or version > CHECKPOINT_FORMAT:
+    if not isinstance(version, int):
+        raise ResnetCifarError(f"{path} is not a resnet-cifar checkpoint (no format version): if it holds other "
+                               f"weights, load them in Python and save them with export_model")
+    if version > CHECKPOINT_FORMAT:
         raise ResnetCifarError(f"{path} has checkpoint format {version!r}; this version reads up to "
                                f"{CHECKPOINT_FORMAT}: upgrade resnet-cifar")
     return state
@@ -97,7 +100,10 @@ def read_model_files(source: Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     if source.suffix == ".pt":
         state = load_checkpoint(source)
         # One rule with the exported weights: a run trained with --ema is evaluated with its averaged weights.
-        weights = state["ema"]["module"] if state.get("ema") else state["model"]
+        if not isinstance(state.get("model_info"), dict):
+            raise ResnetCifarError(f"{source} holds no model description (model_info): it is not a checkpoint "
+                                   f"written by resnet-cifar train")
+        weights = state["ema"]["module"] if isinstance(state.get("ema"), dict) else state["model"]
         return clean_state_dict(weights), state["model_info"]
     info_path = source.with_name("model.json")
     if not source.is_file():

@@ -1,6 +1,7 @@
 """A trained model together with what using it needs: class names, input size and normalisation."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,13 +48,41 @@ def model_info(name: str, options: dict[str, Any], class_names: list[str], input
 def load_trained_model(source: str | Path, device: torch.device | str = "cpu") -> TrainedModel:
     """Rebuild the model saved in a run folder, a ``model.safetensors`` or a ``.pt`` checkpoint."""
     weights, info = read_model_files(Path(source))
+    _check_info(info, str(source))
+    model = create_model(info["model"], num_classes=info["num_classes"], **info.get("model_options", {}))
+    _check_compatible(model.state_dict(), weights, str(source), info["model"])
+    broken = [key for key, value in weights.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if broken:
+        raise ResnetCifarError(f"the weights in {source} hold NaN or infinite values ({', '.join(broken[:3])}"
+                               f"{' ...' if len(broken) > 3 else ''}): the run that made them diverged")
+    model.load_state_dict(weights)
+    return TrainedModel(model.to(device).eval(), info)
+
+
+def _check_info(info: Any, source: str) -> None:
+    """Refuse a model description that would fail later, deep inside PyTorch, or mislabel every answer."""
     missing = [k for k in ("model", "num_classes", "class_names", "input_size", "mean", "std") if k not in info]
     if missing:
         raise ResnetCifarError(f"the model description of {source} lacks {', '.join(missing)}")
-    model = create_model(info["model"], num_classes=info["num_classes"], **info.get("model_options", {}))
-    _check_compatible(model.state_dict(), weights, str(source), info["model"])
-    model.load_state_dict(weights)
-    return TrainedModel(model.to(device).eval(), info)
+    problems = []
+    classes = info["num_classes"]
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        problems.append(f"num_classes {classes!r} is not a positive integer")
+    names = info["class_names"]
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names) and len(names) == classes):
+        problems.append(f"class_names must be {classes!r} names (one per class)")
+    size = info["input_size"]
+    if not (isinstance(size, list) and len(size) == 3 and all(isinstance(d, int) and d > 0 for d in size)):
+        problems.append(f"input_size {size!r} is not [channels, height, width]")
+    for key in ("mean", "std"):
+        values = info[key]
+        if not (isinstance(values, list) and values and all(isinstance(v, (int, float)) and math.isfinite(v)
+                                                            for v in values)):
+            problems.append(f"{key} {values!r} is not a list of numbers")
+        elif key == "std" and min(values) <= 0:
+            problems.append(f"std {values!r} must be above 0 (inputs are divided by it)")
+    if problems:
+        raise ResnetCifarError(f"the model description of {source} is broken: {'; '.join(problems)}")
 
 
 def _check_compatible(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], source: str,

@@ -37,6 +37,9 @@ from .runfolder import RunLock, default_run_folder, environment, holds_run, prep
 from .threads import follow_saved_threads
 from .trained import model_info
 
+# What a checkpoint must hold to be resumed (``Run.state``).
+RESUME_KEYS = {"config", "epoch", "model", "tally", "optimizer", "scheduler", "scaler", "ema", "rng", "history",
+               "best_val_acc"}
 # With several processes a stop signal is acted on at the same step everywhere: the ranks compare notes
 # every STOP_CHECK_EVERY steps (one small collective, not one per step).
 STOP_CHECK_EVERY = 20
@@ -387,6 +390,10 @@ def _resume_point(folder: Path) -> tuple[TrainConfig, dict[str, Any] | None]:
     starts again from its ``config.json``."""
     if (folder / "last.pt").is_file():
         state = load_checkpoint(folder / "last.pt")
+        missing = sorted(RESUME_KEYS - set(state))
+        if missing or not isinstance(state["config"], dict):
+            raise ResnetCifarError(f"{folder / 'last.pt'} is not a training checkpoint (it lacks "
+                                   f"{', '.join(missing) or 'a config'}): it cannot be resumed, only evaluated")
         return TrainConfig.from_dict(state["config"]), state
     if not (folder / "config.json").is_file():
         raise ResnetCifarError(f"{folder} holds no run to resume (no last.pt, no config.json)")
@@ -404,7 +411,12 @@ def _start_run(folder: Path, config: TrainConfig, state: dict[str, Any] | None, 
     """Build the run (restored from ``state`` when resuming) and record its settings in ``config.json``."""
     run = Run(config, folder, stop, quiet, world)
     if state is not None:
-        run.restore(state)
+        try:
+            run.restore(state)
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ResnetCifarError(f"{folder / 'last.pt'} does not fit the run its own saved settings describe "
+                                   f"({first_line})") from None
         if not quiet:
             notice(f"resuming {folder} from {run.position()} of {config.epochs} epochs")
         if run.tally is None and run.history and world.is_main:
