@@ -1,11 +1,13 @@
 """Shared test helpers."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import pickle
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -24,6 +26,18 @@ def _run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpr
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, "-m", "resnet_cifar", *args], cwd=cwd or REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script("benchmarks/x.py")``: import a repository script (not part of the package) as a module."""
+    def load(relative: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(Path(relative).stem, REPO / relative)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,15 +9,11 @@ import pytest
 
 from resnet_cifar.engine.callbacks import METRIC_COLUMNS
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / "collect.py"
 
 
 @pytest.fixture(scope="module")
-def collect():
-    spec = importlib.util.spec_from_file_location("gpu_collect", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def collect(load_script):
+    return load_script("benchmarks/gpu/collect.py")
 
 
 def _call_folder(folder: Path, runs: dict[str, list[float]], baseline: list[float] | None = None) -> Path:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -11,15 +10,11 @@ import pytest
 
 from resnet_cifar.engine.callbacks import METRIC_COLUMNS
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "time_to_accuracy.py"
 
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("time_to_accuracy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script(load_script):
+    return load_script("benchmarks/time_to_accuracy.py")
 
 
 def _baseline(path: Path, accuracies: list[float], seconds_per_epoch: float, epochs: int | None = None) -> Path:
