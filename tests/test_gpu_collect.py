@@ -10,7 +10,6 @@ import pytest
 from resnet_cifar.engine.callbacks import METRIC_COLUMNS
 
 
-
 @pytest.fixture(scope="module")
 def collect(load_script):
     return load_script("benchmarks/gpu/collect.py")

@@ -11,7 +11,6 @@ import pytest
 from resnet_cifar.engine.callbacks import METRIC_COLUMNS
 
 
-
 @pytest.fixture(scope="module")
 def script(load_script):
     return load_script("benchmarks/time_to_accuracy.py")
