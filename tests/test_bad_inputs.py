@@ -507,3 +507,23 @@ def test_counts_below_their_range_are_named(tmp_path, capsys, args: list[str], f
                                                           else []))
     _assert_one_line_error(code, err, fragment)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_full_disk_during_a_save_keeps_the_previous_files(tmp_path, capsys, monkeypatch) -> None:
+    import errno
+
+    from resnet_cifar.engine import io
+
+    folder = train(TrainConfig(model="resnet20", dataset="cifar10-sample", epochs=2, batch_size=250, device="cpu",
+                               out=str(tmp_path / "run")), quiet=True, stop_after=1)
+    before = _snapshot(folder)
+    real_fsync = io.os.fsync
+
+    def fsync(fd: int) -> None:  # every file write of the resumed run finds the disk full
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / "last.pt"))
+
+    monkeypatch.setattr(io.os, "fsync", fsync)
+    code, err = _cli(capsys, "train", "--resume", str(folder), "--quiet")
+    monkeypatch.setattr(io.os, "fsync", real_fsync)
+    _assert_one_line_error(code, err, "No space left on device")
+    assert _snapshot(folder) == before and not list(folder.glob(".*.tmp"))
