@@ -7,8 +7,8 @@ metrics.csv from ``resnet-cifar train`` on the same device and data. Both clocks
 and include every epoch's test pass, so ``torch.compile`` time counts against us. Times are wall clock, saving
 included (``wall_seconds``); the training-and-evaluation clock alone (``elapsed_seconds``) is reported beside
 them. Accuracy is known at epoch ends only, so "reached" means at the end of the first epoch whose test accuracy
-is at least the baseline's final one. Writes DIR/time-to-accuracy.png (test accuracy against wall time, both runs) and DIR/time-to-accuracy.json,
-and prints the summary.
+is at least the baseline's final one. Writes DIR/time-to-accuracy.png (test accuracy against wall time, both
+runs) and DIR/time-to-accuracy.json, and prints the summary.
 """
 from __future__ import annotations
 

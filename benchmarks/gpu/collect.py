@@ -57,7 +57,8 @@ def collect(folders: list[tuple[Path, str]]) -> dict:
                                              "tta_acc": tta_accuracy(folder / f"{name}-eval.txt")}
     if report["baseline"]:
         for run in report["runs"].values():
-            run["versus_baseline"] = compare(report["baseline"]["rows"], run["rows"], report["baseline"]["planned_epochs"])
+            baseline = report["baseline"]
+            run["versus_baseline"] = compare(baseline["rows"], run["rows"], baseline["planned_epochs"])
     return report
 
 

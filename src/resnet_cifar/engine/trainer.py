@@ -26,8 +26,8 @@ from .callbacks import Callback, ConsoleLog, CsvLog, CurvesPlot, TensorBoardLog,
 from .checkpoint import clean_state_dict, export_model, load_checkpoint, restore_rng, rng_state, save_checkpoint
 from .config import TrainConfig, require_positive_int
 from .device import resolve_amp, resolve_channels_last, resolve_device, set_determinism
-from .distributed import (DeferredMax, World, barrier, convert_sync_batchnorm, device_of_rank, max_across_ranks, process_group,
-                          sum_across_ranks, world_from_environment)
+from .distributed import (DeferredMax, World, barrier, convert_sync_batchnorm, device_of_rank, max_across_ranks,
+                          process_group, sum_across_ranks, world_from_environment)
 from .ema import EMA
 from .interrupt import StopRequests, TrainingInterrupted
 from .io import atomic_write_json
@@ -339,9 +339,9 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
 
     ``stop_after`` ends this call after that many epochs, leaving the run resumable with the same schedule;
     ``overwrite`` replaces a run already in ``config.out``; ``device`` continues a resumed run on another device.
-    A resumed run uses the CPU thread count it was saved with, unless the user chose one (``threads``). Ctrl-C/SIGTERM save a checkpoint and raise
-    ``TrainingInterrupted``; a non-finite loss raises ``ResnetCifarError`` (see ``--skip-nonfinite``).
-    Started by ``torchrun`` with several processes, it trains with DistributedDataParallel: ``batch_size``
+    A resumed run uses the CPU thread count it was saved with, unless the user chose one (``engine.threads``).
+    Ctrl-C/SIGTERM save a checkpoint and raise ``TrainingInterrupted``; a non-finite loss raises
+    ``ResnetCifarError`` (see ``--skip-nonfinite``). Started by ``torchrun`` with several processes, it trains with DistributedDataParallel: ``batch_size``
     is then the batch of all processes together, and only rank 0 prints and writes files.
     """
     if resume is None and config is None:
