@@ -341,8 +341,9 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     ``overwrite`` replaces a run already in ``config.out``; ``device`` continues a resumed run on another device.
     A resumed run uses the CPU thread count it was saved with, unless the user chose one (``engine.threads``).
     Ctrl-C/SIGTERM save a checkpoint and raise ``TrainingInterrupted``; a non-finite loss raises
-    ``ResnetCifarError`` (see ``--skip-nonfinite``). Started by ``torchrun`` with several processes, it trains with DistributedDataParallel: ``batch_size``
-    is then the batch of all processes together, and only rank 0 prints and writes files.
+    ``ResnetCifarError`` (see ``--skip-nonfinite``). Started by ``torchrun`` with several processes, it trains
+    with DistributedDataParallel: ``batch_size`` is then the batch of all processes together, and only rank 0
+    prints and writes files.
     """
     if resume is None and config is None:
         raise ResnetCifarError("give a TrainConfig, or a run folder to resume")
