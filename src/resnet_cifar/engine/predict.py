@@ -102,7 +102,12 @@ def _download(url: str, timeout: float, max_bytes: int, deadline: float, outcome
         outcome["error"] = (f"redirected to {location}, which is not an http(s) URL" if 300 <= error.code < 400
                             else f"the server answered {error.code} {error.reason}")
     except urllib.error.URLError as error:
-        outcome["error"] = str(error.reason)
+        if isinstance(error.reason, TimeoutError):
+            outcome["late"] = True
+        else:
+            outcome["error"] = str(error.reason)
+    except TimeoutError:  # one read waited longer than the whole download may take
+        outcome["late"] = True
     except (http.client.HTTPException, OSError, ValueError) as error:
         outcome["error"] = f"not a valid HTTP answer: {type(error).__name__} {error}".strip()
 
