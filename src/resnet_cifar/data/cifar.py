@@ -117,9 +117,10 @@ def safe_unpickle(path: Path) -> dict:
     The file is read whole first (it must be no larger than an official one), so that a length the pickle claims
     is checked against what is really there before anything is allocated for it.
     """
-    if path.stat().st_size > MAX_BATCH_FILE_BYTES:
-        raise ResnetCifarError(f"{path} is larger than any CIFAR batch file ({path.stat().st_size} bytes); delete "
-                               f"it and download the dataset again")
+    size = path.stat().st_size
+    if size > MAX_BATCH_FILE_BYTES:
+        raise ResnetCifarError(f"{path} is larger than any CIFAR batch file ({size} bytes); delete it and download "
+                               f"the dataset again")
     try:
         content = RestrictedUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,

@@ -41,16 +41,19 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "F":
         # 32-bit float (TIFF): scaled to 0..1 or 0..255 by convention; convert() would clip 0..1 to black.
         pixels = np.nan_to_num(np.asarray(image, dtype=np.float64))
-        peak = 1.0 if pixels.max() <= 1.0 else 255.0 if pixels.max() <= 255.0 else pixels.max()
-        image = Image.fromarray(np.clip(pixels / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+        image = _gray_8bit(pixels, 1.0 if pixels.max() <= 1.0 else 255.0 if pixels.max() <= 255.0 else pixels.max())
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16/32-bit grayscale: rescale to 8 bits instead of clipping everything above 255 to white.
         pixels = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
-        image = Image.fromarray(np.clip(pixels / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+        image = _gray_8bit(pixels, 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0)
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     if has_alpha:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def _gray_8bit(pixels: np.ndarray, peak: float) -> Image.Image:
+    """A grayscale image of ``pixels`` scaled so that ``peak`` becomes 255."""
+    return Image.fromarray(np.clip(pixels / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
