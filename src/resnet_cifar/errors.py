@@ -8,3 +8,9 @@ class ResnetCifarError(Exception):
     """
 
     exit_code = 2
+
+
+def require_positive_int(name: str, value: int) -> None:
+    """Raise the one-line error of option ``--name`` unless ``value`` is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ResnetCifarError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")

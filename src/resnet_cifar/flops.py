@@ -18,15 +18,17 @@ _PEAK_SHAPES = {"cpu": (2048, 64), "cuda": (8192, 1024)}
 _CONV_CHANNELS, _CONV_SIZE = 256, 16
 
 
-def model_flops(name: str, *, training: bool, num_classes: int = 10, image_size: int = 32) -> float:
+def model_flops(name: str, *, training: bool, num_classes: int = 10, image_size: int = 32, **options: object,
+                ) -> float:
     """Floating-point operations per image: one forward pass, or forward and backward when ``training``.
 
-    Counted by torch's ``FlopCounterMode`` on shapes alone (the model is built on the meta device): matrix
-    products and convolutions, two operations per multiply-add; normalisation and elementwise work not counted.
+    Counted by torch's ``FlopCounterMode`` on shapes alone (the model, with its ``options``, is built on the meta
+    device): matrix products and convolutions, two operations per multiply-add; normalisation and elementwise work
+    not counted.
     """
     batch = 2
     with torch.device("meta"):
-        model = create_model(name, num_classes=num_classes).train(training)
+        model = create_model(name, num_classes=num_classes, **options).train(training)
         images = torch.randn(batch, 3, image_size, image_size)
     with FlopCounterMode(display=False) as counter:
         if training:

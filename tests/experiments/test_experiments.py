@@ -14,6 +14,8 @@ from resnet_cifar.experiments.paper import paper
 from resnet_cifar.experiments.paper_schedule import paper_config
 from resnet_cifar.experiments.report import markdown_table, settings_line
 from resnet_cifar.experiments.runner import Finished
+from resnet_cifar.models import create_model
+from resnet_cifar.models.summary import count_parameters
 
 TINY = {"dataset": "cifar10-sample", "train_subset": 200, "device": "cpu"}
 
@@ -50,12 +52,24 @@ def test_degradation_draws_tabulates_and_reuses_finished_runs(tmp_path, capsys) 
     degradation([20], epochs=1, out=out, quiet=True, **TINY)
     assert (out / "plain20" / "last.pt").stat().st_mtime_ns == written  # finished: not trained again
     assert "finished already" in capsys.readouterr().err
-    with pytest.raises(ResnetCifarError, match="other settings"):
+    moved = degradation([20], epochs=1, out=out, quiet=True, **{**TINY, "data_dir": str(tmp_path / "moved")})
+    assert [run.history for run in moved] == [run.history for run in runs]  # where the data lies changes no result
+    with pytest.raises(ResnetCifarError, match=r"other settings \(seed\)"):
         degradation([20], epochs=1, out=out, quiet=True, **{**TINY, "seed": 1})
 
 
 def _finished(name: str, final_train_acc: float) -> Finished:
     return Finished(name, TrainConfig(model=name), [{"epoch": 1, "train_acc": final_train_acc}], Path(name))
+
+
+def test_tables_describe_the_trained_model_with_its_classes_and_options() -> None:
+    plain = Finished("a", TrainConfig(model="resnet20"), [], Path("a")).model_cost()
+    config = TrainConfig(model="resnet20", dataset="cifar100", model_options={"shortcut": "B"})
+    own = Finished("b", config, [], Path("b"), num_classes=100).model_cost()
+    assert own[0] == count_parameters(create_model("resnet20", num_classes=100, shortcut="B"))
+    projections = 16 * 32 * 16 * 16 + 32 * 64 * 8 * 8  # the two 1x1 convolutions of option B, per image
+    assert own[1] - plain[1] == projections + 64 * 90  # and 90 more classes in the head
+    assert plain[1] == pytest.approx(40.55e6, rel=0.01)  # convolutions and head of ResNet-20, per 32x32 image
 
 
 def test_verdict_compares_the_deepest_with_the_shallowest_net() -> None:

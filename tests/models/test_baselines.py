@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from resnet_cifar.models import create_model, model_description
+from resnet_cifar import ResnetCifarError
+from resnet_cifar.models import create_model, model_spec
 from resnet_cifar.models.baselines import VGG_LAYOUTS
 from resnet_cifar.models.fold import fold_batchnorm
 from resnet_cifar.models.summary import count_parameters, stage_shapes
@@ -30,8 +31,8 @@ def test_vgg_parameter_counts_and_shapes(name: str) -> None:
     model = create_model(name, num_classes=100)
     assert count_parameters(model) == _vgg_parameters(VGG_LAYOUTS[name], 100)
     shapes = dict(stage_shapes(model, (3, 32, 32)))
-    assert shapes["pool1"] == (1, 64, 16, 16) and shapes["pool5"] == (1, 512, 1, 1) and shapes["fc"] == (1, 100)
-    assert "non-residual baseline" in model_description(name)
+    assert shapes["pool1"] == (1, 64, 16, 16) and shapes["pool5"] == (1, 512, 1, 1) and shapes["logits"] == (1, 100)
+    assert model_spec(name).family == "baseline"
 
 
 def test_vgg16_is_the_usual_cifar_vgg_without_conv_biases() -> None:
@@ -52,5 +53,5 @@ def test_batchnorm_folds_into_vgg_convolutions() -> None:
 
 
 def test_baselines_take_no_resnet_options() -> None:
-    with pytest.raises(Exception, match="takes no option stem"):
+    with pytest.raises(ResnetCifarError, match="vgg11 takes no option stem: it accepts in_channels"):
         create_model("vgg11", stem="imagenet")

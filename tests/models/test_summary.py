@@ -10,7 +10,7 @@ from resnet_cifar.models.summary import layer_table, stage_shapes
 def test_stage_shapes_of_resnet18() -> None:
     assert stage_shapes(create_model("resnet18"), (3, 32, 32)) == [
         ("stem", (1, 64, 32, 32)), ("layer1", (1, 64, 32, 32)), ("layer2", (1, 128, 16, 16)),
-        ("layer3", (1, 256, 8, 8)), ("layer4", (1, 512, 4, 4)), ("fc", (1, 10))]
+        ("layer3", (1, 256, 8, 8)), ("layer4", (1, 512, 4, 4)), ("logits", (1, 10))]
 
 
 def test_stage_shapes_with_imagenet_stem_on_224() -> None:

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from resnet_cifar import ResnetCifarError, create_model, list_models
-from resnet_cifar.models import model_options
-from resnet_cifar.models.summary import count_parameters
+from resnet_cifar.models import model_options, model_spec
+from resnet_cifar.models.summary import count_parameters, count_parameters_of, stage_shapes
 
 # The seeds' figures for the CIFAR-stem nets with 10 classes.
 SEED_COUNTS = {"resnet18": 11_173_962, "resnet34": 21_282_122}
@@ -64,7 +64,7 @@ def test_imagenet_configuration_matches_torchvision_counts(name: str, count: int
 @pytest.mark.parametrize("name,millions", sorted(PAPER_TABLE6_MILLIONS.items()))
 def test_cifar_nets_match_paper_table6(name: str, millions: str) -> None:
     decimals = len(millions.split(".")[1])
-    assert f"{count_parameters(create_model(name)) / 1e6:.{decimals}f}" == millions
+    assert f"{count_parameters_of(name) / 1e6:.{decimals}f}" == millions
 
 
 @pytest.mark.parametrize("plain,residual", sorted(PLAIN_TWINS.items()))
@@ -148,3 +148,44 @@ def test_unknown_model_error_lists_the_known_ones() -> None:
     with pytest.raises(ResnetCifarError) as info:
         create_model("resnet19")
     assert all(name in str(info.value) for name in list_models())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_declared_feature_maps_have_the_declared_channels_and_reduction(name: str) -> None:
+    model = create_model(name, num_classes=5)
+    shapes = dict(stage_shapes(model, (3, 32, 32)))
+    assert shapes.pop("logits") == (1, 5)
+    assert list(shapes) == [info["name"] for info in model.feature_info]
+    for info in model.feature_info:
+        _, channels, height, width = shapes[info["name"]]
+        assert channels == info["num_chs"], info
+        if name != "lenet5":  # its unpadded 5x5 convolutions trim the maps beyond the poolings' reduction
+            assert (height, width) == (32 // info["reduction"], 32 // info["reduction"]), info
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet50", "vgg11", "lenet5"])
+def test_forward_is_features_then_head_and_pre_logits_feed_the_classifier(name: str) -> None:
+    model = create_model(name).eval()
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        features = model.forward_features(images)
+        assert features.shape[1] == model.feature_info[-1]["num_chs"]
+        pooled = model.forward_head(features, pre_logits=True)
+        assert pooled.ndim == 2
+        classifier = model.fc3 if name == "lenet5" else model.fc
+        torch.testing.assert_close(model(images), classifier(pooled))
+
+
+def test_the_model_table_knows_families_and_paper_counts() -> None:
+    assert list_models("baseline") == ["lenet5", "vgg11", "vgg13", "vgg16", "vgg19"]
+    assert set(list_models("plain")) == set(PLAIN_TWINS)
+    assert {name: model_spec(name).paper_params for name in list_models() if model_spec(name).paper_params} == \
+        PAPER_TABLE6_MILLIONS
+    assert model_options("resnet20") == ["in_channels", "stem", "shortcut", "zero_init_residual"]
+    assert model_spec("resnet20").options["shortcut"] == "A" and model_spec("resnet18").options["shortcut"] == "B"
+
+
+def test_parameters_counted_on_the_meta_device_equal_a_real_model() -> None:
+    for name, options in (("resnet20", {}), ("resnet18", {"num_classes": 100, "stem": "imagenet"}),
+                          ("vgg11", {"in_channels": 1})):
+        assert count_parameters_of(name, **options) == count_parameters(create_model(name, **options))

@@ -37,4 +37,4 @@ def load_cifar(name: str = "cifar10", data_dir: str | Path = "data") -> tuple[Im
     return load_dataset(name, "train", data_dir), load_dataset(name, "test", data_dir)
 
 
-__all__ = ["DATASETS", "ImageSet", "load_cifar", "load_dataset", "split_validation"]
+__all__ = ["DATASETS", "SPLITS", "ImageSet", "load_cifar", "load_dataset", "split_validation"]

@@ -6,59 +6,88 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ResnetCifarError
+from ..data import DATASETS
+from ..errors import ResnetCifarError, require_positive_int
 from ..models import model_options
+from .device import DEVICES
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("onecycle", "cosine", "multistep", "plateau", "constant")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+# Where a run is kept and computed, not what it computes: a run may continue with them changed (train --resume).
+PLACE_SETTINGS = ("out", "data_dir", "download", "device", "checkpoint_every")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's; reduce-overhead = CUDA graphs
+
+
+def setting(default: Any, help: str, *, shown: str | None = None, **cli: Any) -> Any:
+    """A ``TrainConfig`` field that carries its own command-line help: the one place an option is described.
+
+    ``shown`` replaces the default in the help text where the value alone would not explain it; ``cli`` holds
+    extra argparse keywords (``choices``, ``metavar``); ``cli=False`` keeps the field off the command line.
+    """
+    value = {"default_factory": default} if callable(default) else {"default": default}
+    return field(**value, metadata={"help": help, "shown": shown, **cli})
 
 
 @dataclass
 class TrainConfig:
-    """Every setting of a training run. The defaults are a ResNet-18 recipe for CIFAR-10 on one GPU."""
+    """Every setting of a training run. The defaults are a ResNet-18 recipe for CIFAR-10 on one GPU.
 
-    recipe: str = "default"
-    model: str = "resnet18"
-    dataset: str = "cifar10"
-    data_dir: str = "data"
-    download: bool = True
-    out: str = ""
-    epochs: int = 30
-    batch_size: int = 512
-    optimizer: str = "sgd"
-    lr: float = 0.2
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = True
-    schedule: str = "onecycle"
-    warmup_epochs: float | None = None
-    milestones: list[int] = field(default_factory=list)
-    gamma: float = 0.1
-    patience: int = 10
-    plateau_threshold: float = 1e-4  # relative fall that counts as better (torch's default)
-    label_smoothing: float = 0.1
-    augment: bool = True
-    crop_padding: int = 4
-    cutout: int = 0
-    val_split: int = 0
-    train_subset: int = 0
-    amp: str = "auto"
-    channels_last: bool | None = None  # None: on for CUDA GPUs, off elsewhere (engine.device)
-    compile: bool = False
-    compile_mode: str = "default"
-    sync_bn: bool = False
-    ema: bool = False
-    ema_decay: float = 0.999
-    seed: int = 0
-    deterministic: bool = False
-    checkpoint_every: int = 0
-    skip_nonfinite: bool = False
-    device: str = "auto"
-    image_size: int = 32
-    model_options: dict[str, Any] = field(default_factory=dict)
+    Each field's metadata holds its ``--option`` help (``setting``); ``resnet-cifar train`` is built from it.
+    """
+
+    recipe: str = setting("default", "a named group of settings that the other options override")
+    model: str = setting("resnet18", "model name from 'resnet-cifar models'")
+    dataset: str = setting("cifar10", "dataset", choices=DATASETS)
+    data_dir: str = setting("data", "folder holding the dataset")
+    download: bool = setting(True, "fetch the official CIFAR archive when the folder is missing")
+    out: str = setting("", "run folder", shown="runs/MODEL-DATASET-TIME")
+    epochs: int = setting(30, "epochs")
+    batch_size: int = setting(512, "training batch size; with torchrun, of all processes together")
+    optimizer: str = setting("sgd", "optimizer", choices=OPTIMIZERS)
+    lr: float = setting(0.2, "peak learning rate")
+    momentum: float = setting(0.9, "SGD momentum")
+    weight_decay: float = setting(5e-4, "weight decay (of every parameter)")
+    nesterov: bool = setting(True, "Nesterov momentum for SGD")
+    schedule: str = setting("onecycle", "learning-rate schedule", choices=SCHEDULES)
+    warmup_epochs: float | None = setting(None, "linear warm-up in epochs",
+                                          shown="15% of the run for onecycle, else 0; not used by plateau")
+    milestones: list[int] = setting(list, "epochs at which multistep multiplies the learning rate by --gamma")
+    gamma: float = setting(0.1, "multistep/plateau factor")
+    patience: int = setting(10, "plateau: epochs without improvement")
+    # The relative fall that counts as better: torch's default.
+    plateau_threshold: float = setting(1e-4, "plateau: the relative fall of the loss that counts as an improvement")
+    label_smoothing: float = setting(0.1, "label smoothing of the training loss")
+    augment: bool = setting(True, "random crop and horizontal flip")
+    crop_padding: int = setting(4, "padding of the random crop")
+    cutout: int = setting(0, "side of the cutout square, 0 = off")
+    val_split: int = setting(0, "hold out N training images (class-balanced) to choose best.pt; 0 = none, only "
+                             "last.pt", metavar="N")
+    train_subset: int = setting(0, "train on N of the training images (class-balanced, chosen by --seed) for quick "
+                                "runs; 0 = all", metavar="N")
+    amp: str = setting("auto", "mixed precision", choices=AMP_MODES,
+                       shown="auto: bf16 on GPUs that have it natively, else fp16; bf16 on CPUs with native bf16 "
+                             "(AVX-512 BF16, AMX), float32 on other CPUs")
+    channels_last: bool | None = setting(None, "channels-last memory format",
+                                         shown="on for CUDA GPUs, off on CPUs")
+    compile: bool = setting(False, "torch.compile the model")
+    compile_mode: str = setting("default", "with --compile: reduce-overhead replays CUDA graphs (fewer kernel "
+                                "launches per step), max-autotune also searches for faster kernels (long "
+                                "compilation)", choices=COMPILE_MODES)
+    sync_bn: bool = setting(False, "with several processes (torchrun), BatchNorm statistics over the batches of "
+                            "all of them")
+    ema: bool = setting(False, "evaluate and export an exponential moving average of the weights")
+    ema_decay: float = setting(0.999, "decay of the weights' moving average")
+    seed: int = setting(0, "seed of initialisation, data order and augmentation")
+    deterministic: bool = setting(False, "deterministic kernels only: bit-reproducible CPU runs; on CUDA turns off "
+                                  "cuDNN autotuning (slower)")
+    checkpoint_every: int = setting(0, "also save last.pt every N training steps, so a crash loses at most N steps",
+                                    shown="0: at epoch ends only", metavar="N")
+    skip_nonfinite: bool = setting(False, "skip batches whose loss is NaN/inf instead of stopping")
+    device: str = setting("auto", "device", choices=DEVICES, shown="auto: cuda, then mps, then cpu")
+    image_size: int = setting(32, "side images are resized to, --dataset folder only")
+    model_options: dict[str, Any] = setting(dict, "the model builder's options (--stem, --shortcut, "
+                                            "--zero-init-residual)", cli=False)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -71,6 +100,7 @@ class TrainConfig:
         require_positive_int("epochs", self.epochs)
         require_positive_int("batch_size", self.batch_size)
         require_positive_int("image_size", self.image_size)
+        _choice("dataset", self.dataset, DATASETS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("amp", self.amp, AMP_MODES)
@@ -119,12 +149,6 @@ class TrainConfig:
         if unknown:
             raise ResnetCifarError(f"the saved config has settings this version does not know: {', '.join(unknown)}")
         return cls(**values)
-
-
-def require_positive_int(name: str, value: int) -> None:
-    """Raise the one-line error of option ``--name`` unless ``value`` is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ResnetCifarError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -9,6 +9,8 @@ import torch
 
 from ..errors import ResnetCifarError
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU; an explicit device must exist."""

@@ -12,8 +12,8 @@ import os
 import torch
 from joblib import cpu_count
 
+from ..errors import require_positive_int
 from ..log import notice
-from .config import require_positive_int
 
 _chosen = False  # whether the user chose the thread count (--threads or OMP_NUM_THREADS)
 

@@ -18,13 +18,13 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from ..data import ImageSet, load_dataset, split_validation
 from ..data.imageset import balanced_split
 from ..data.loader import NO_AUGMENT, Augment, BatchLoader
-from ..errors import ResnetCifarError
+from ..errors import ResnetCifarError, require_positive_int
 from ..log import notice
 from ..models import create_model
 from . import faults
 from .callbacks import Callback, ConsoleLog, CsvLog, CurvesPlot, TensorBoardLog, tensorboard_available
 from .checkpoint import clean_state_dict, export_model, load_checkpoint, restore_rng, rng_state, save_checkpoint
-from .config import TrainConfig, require_positive_int
+from .config import TrainConfig
 from .device import resolve_amp, resolve_channels_last, resolve_device, set_determinism
 from .distributed import (DeferredMax, World, barrier, convert_sync_batchnorm, device_of_rank, max_across_ranks,
                           process_group, sum_across_ranks, world_from_environment)
@@ -334,11 +334,13 @@ class Run:
 
 
 def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, quiet: bool = False,
-          stop_after: int | None = None, overwrite: bool = False, device: str | None = None) -> Path:
+          stop_after: int | None = None, overwrite: bool = False, device: str | None = None,
+          data_dir: str | None = None) -> Path:
     """Train per ``config`` (or continue the run folder ``resume`` with its saved config); returns the run folder.
 
     ``stop_after`` ends this call after that many epochs, leaving the run resumable with the same schedule;
-    ``overwrite`` replaces a run already in ``config.out``; ``device`` continues a resumed run on another device.
+    ``overwrite`` replaces a run already in ``config.out``; ``device`` and ``data_dir`` continue a resumed run on
+    another device or with its dataset found elsewhere (neither changes what is computed).
     A resumed run uses the CPU thread count it was saved with, unless the user chose one (``engine.threads``).
     Ctrl-C/SIGTERM save a checkpoint and raise ``TrainingInterrupted``; a non-finite loss raises
     ``ResnetCifarError`` (see ``--skip-nonfinite``). Started by ``torchrun`` with several processes, it trains
@@ -353,8 +355,8 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     if resume is not None:
         folder = Path(resume)
         config, state = _resume_point(folder)
-        if device is not None:
-            config = dataclasses.replace(config, device=device)
+        moved = {key: value for key, value in (("device", device), ("data_dir", data_dir)) if value is not None}
+        config = dataclasses.replace(config, **moved)
         if state is not None:
             follow_saved_threads(state.get("cpu_threads"))
     else:

@@ -6,8 +6,7 @@ from typing import Any, Sequence
 
 from ..engine.recipes import recipe_config
 from ..errors import ResnetCifarError
-from ..models import create_model, model_description
-from ..models.summary import count_parameters, layer_table
+from ..models import model_spec
 from .figures import plot_comparison
 from .report import markdown_table, minutes, percent, settings_line, show, write_results
 from .runner import Finished, run_all
@@ -22,13 +21,10 @@ def compare(models: Sequence[str], *, recipe: str = "default", out: str | Path =
     runs = run_all({name: recipe_config(recipe, **{**settings, "model": name}) for name in models}, out, quiet=quiet)
     rows, data, sizes = [], [], []
     for run in runs:
-        model = create_model(run.config.model)
-        params = count_parameters(model)
-        macs = layer_table(model, (3, run.config.image_size, run.config.image_size), depth=1).total_mult_adds
+        params, macs = run.model_cost()
         accuracy = run.final["test_acc"]
         per_epoch = run.train_seconds / len(run.history)
-        kind = "baseline" if "baseline" in model_description(run.name) else (
-            "plain" if run.name.startswith("plain") else "residual")
+        kind = model_spec(run.config.model).family
         rows.append([run.name, kind, f"{params:,}", f"{macs / 1e6:,.1f}", percent(accuracy), minutes(run.train_seconds),
                      f"{per_epoch:.1f}"])
         data.append({"model": run.name, "kind": kind, "parameters": params, "macs": macs, "test_acc": accuracy,

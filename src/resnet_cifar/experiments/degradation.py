@@ -5,8 +5,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ResnetCifarError
-from ..models import create_model, list_models
-from ..models.summary import count_parameters
+from ..models import list_models
 from .figures import plot_degradation
 from .paper_schedule import paper_config
 from .report import markdown_table, minutes, percent, settings_line, show, write_results
@@ -41,7 +40,7 @@ def degradation(depths: Sequence[int] = (20, 56), *, epochs: int = 30, out: str 
 def _results(runs: Sequence[Finished]) -> tuple[str, list[dict[str, Any]]]:
     rows, data = [], []
     for run in runs:
-        params = count_parameters(create_model(run.config.model))
+        params = run.model_cost()[0]
         train_error, test_error = 1 - run.final["train_acc"], 1 - run.final["test_acc"]
         rows.append([run.name, f"{params:,}", percent(train_error), percent(test_error), minutes(run.train_seconds)])
         data.append({"model": run.name, "parameters": params, "train_error": train_error, "test_error": test_error,

@@ -5,8 +5,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ResnetCifarError
-from ..models import create_model
-from ..models.summary import count_parameters
 from .paper_schedule import PAPER_EPOCHS, paper_config
 from .report import markdown_table, minutes, percent, settings_line, show, write_results
 from .runner import Finished, run_all
@@ -31,7 +29,7 @@ def paper(depths: Sequence[int] = (20, 32, 44, 56, 110), *, epochs: int = PAPER_
     runs = run_all({name: paper_config(name, epochs, **settings) for name in names}, out, quiet=quiet)
     rows, data = [], []
     for run in runs:
-        params = count_parameters(create_model(run.config.model))
+        params = run.model_cost()[0]
         error = 1 - run.final["test_acc"]
         rows.append([run.name, f"{params:,}", f"{PAPER_TEST_ERROR[run.name]:.2f}", percent(error),
                      minutes(run.train_seconds)])

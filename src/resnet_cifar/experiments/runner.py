@@ -8,21 +8,24 @@ from typing import Any
 from ..errors import ResnetCifarError
 from ..log import notice
 from ..engine.checkpoint import load_checkpoint
-from ..engine.config import TrainConfig
+from ..engine.config import PLACE_SETTINGS, TrainConfig
 from ..engine.device import resolve_device
 from ..engine.distributed import device_of_rank, process_group, world_from_environment
 from ..engine.trainer import train
+from ..flops import model_flops
+from ..models.summary import count_parameters_of
 from .report import show
 
 
 @dataclasses.dataclass
 class Finished:
-    """One finished run of an experiment: its settings, per-epoch metrics and folder."""
+    """One finished run of an experiment: its settings, per-epoch metrics, folder and number of classes."""
 
     name: str
     config: TrainConfig
     history: list[dict[str, Any]]
     folder: Path
+    num_classes: int = 10
 
     @property
     def final(self) -> dict[str, Any]:
@@ -32,6 +35,13 @@ class Finished:
     @property
     def train_seconds(self) -> float:
         return float(self.final["elapsed_seconds"])
+
+    def model_cost(self) -> tuple[int, int]:
+        """(parameters, multiply-accumulates per image) of the model this run trained, with its classes, options
+        and input size; counted on the meta device (convolutions and linear layers)."""
+        model = {"num_classes": self.num_classes, **self.config.model_options}
+        macs = model_flops(self.config.model, training=False, image_size=self.config.image_size, **model) / 2
+        return count_parameters_of(self.config.model, **model), round(macs)
 
 
 def run_all(configs: dict[str, TrainConfig], out: Path, *, quiet: bool = False) -> list[Finished]:
@@ -49,23 +59,26 @@ def run_all(configs: dict[str, TrainConfig], out: Path, *, quiet: bool = False) 
             folder = out / name
             config = dataclasses.replace(config, out=str(folder))
             show(f"[{number}/{len(configs)}] {name}: {config.model}, {config.epochs} epochs -> {folder}", quiet)
-            finished.append(Finished(name, config, _train_or_continue(config, folder, quiet), folder))
+            state = _train_or_continue(config, folder, quiet)
+            finished.append(Finished(name, config, state["history"], folder, state["model_info"]["num_classes"]))
     return finished
 
 
-def _train_or_continue(config: TrainConfig, folder: Path, quiet: bool) -> list[dict[str, Any]]:
+def _train_or_continue(config: TrainConfig, folder: Path, quiet: bool) -> dict[str, Any]:
+    """The final checkpoint of the run in ``folder``: trained now, continued, or as it was when finished."""
     last = folder / "last.pt"
     if not last.is_file():
         train(config, quiet=quiet)
-        return load_checkpoint(last)["history"]
+        return load_checkpoint(last)
     state = load_checkpoint(last)
     saved = TrainConfig.from_dict(state["config"]).to_dict()
-    differing = sorted(key for key, value in config.to_dict().items() if saved.get(key) != value)
+    differing = sorted(key for key, value in config.to_dict().items()
+                       if key not in PLACE_SETTINGS and saved.get(key) != value)
     if differing:
         raise ResnetCifarError(f"{folder} holds a run with other settings ({', '.join(differing)}): give another "
                                f"--out, or remove that folder")
     if state["epoch"] >= config.epochs:
         notice(f"{folder} is finished already ({config.epochs} epochs): reusing its results")
-        return state["history"]
-    train(resume=folder, quiet=quiet)
-    return load_checkpoint(last)["history"]
+        return state
+    train(resume=folder, quiet=quiet, device=config.device, data_dir=config.data_dir)
+    return load_checkpoint(last)

@@ -2,8 +2,9 @@
 from . import zoo  # noqa: F401  (registers every named model)
 from . import baselines  # noqa: F401, I001  (after the ResNets, so that list_models() shows them last)
 from .blocks import BasicBlock, Bottleneck, ZeroPadShortcut
-from .registry import create_model, list_models, model_description, model_options, register_model
+from .registry import (FAMILIES, ModelSpec, create_model, list_models, model_description, model_options, model_spec,
+                       register_model)
 from .resnet import ResNet
 
-__all__ = ["BasicBlock", "Bottleneck", "ResNet", "ZeroPadShortcut", "create_model", "list_models",
-           "model_description", "model_options", "register_model"]
+__all__ = ["FAMILIES", "BasicBlock", "Bottleneck", "ModelSpec", "ResNet", "ZeroPadShortcut", "create_model",
+           "list_models", "model_description", "model_options", "model_spec", "register_model"]

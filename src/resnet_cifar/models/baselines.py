@@ -7,12 +7,13 @@ features that five poolings leave of a 32x32 image.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 import torch
 from torch import nn
 
-from .registry import Builder, register_model
+from .registry import ModelSpec, register_model
 
 # Output channels of each 3x3 convolution; "M" is a 2x2 max-pool.
 VGG_LAYOUTS: dict[str, Sequence[int | str]] = {
@@ -52,17 +53,25 @@ class VGG(nn.Module):
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)  # 1x1 already for 32x32 inputs; keeps larger inputs working
         self.fc = nn.Linear(channels, num_classes)
+        pools = [(index, layers[index - 1].conv.out_channels) for index, layer in enumerate(layers)
+                 if isinstance(layer, nn.MaxPool2d)]
+        self.feature_info = [{"name": f"pool{number}", "module": f"features.{index}", "num_chs": width,
+                              "reduction": 2 ** number} for number, (index, width) in enumerate(pools, 1)]
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
-    def stage_outputs(self) -> list[tuple[str, nn.Module]]:
-        """Where ``summary`` reports shapes: after each pooling and after the classifier."""
-        pools = [m for m in self.features if isinstance(m, nn.MaxPool2d)]
-        return [(f"pool{i + 1}", pool) for i, pool in enumerate(pools)] + [("fc", self.fc)]
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The feature map after the last pooling."""
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pooled features (``pre_logits``) or logits of a feature map."""
+        x = torch.flatten(self.avgpool(x), 1)
+        return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
+        return self.forward_head(self.forward_features(x))
 
 
 class LeNet5(nn.Module):
@@ -82,33 +91,30 @@ class LeNet5(nn.Module):
         self.fc2 = nn.Linear(120, 84)
         self.relu4 = nn.ReLU(inplace=True)
         self.fc3 = nn.Linear(84, num_classes)
+        self.feature_info = [{"name": "pool1", "module": "pool1", "num_chs": 6, "reduction": 2},
+                             {"name": "pool2", "module": "pool2", "num_chs": 16, "reduction": 4}]
 
-    def stage_outputs(self) -> list[tuple[str, nn.Module]]:
-        return [("pool1", self.pool1), ("pool2", self.pool2), ("fc3", self.fc3)]
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The 16 x 5 x 5 feature map of the convolutions."""
+        x = self.pool1(self.relu1(self.conv1(x)))
+        return self.pool2(self.relu2(self.conv2(x)))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """The fully connected layers: their last hidden features (``pre_logits``) or the logits."""
+        x = self.relu4(self.fc2(self.relu3(self.fc1(torch.flatten(x, 1)))))
+        return x if pre_logits else self.fc3(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool1(self.relu1(self.conv1(x)))
-        x = self.pool2(self.relu2(self.conv2(x)))
-        x = torch.flatten(x, 1)
-        return self.fc3(self.relu4(self.fc2(self.relu3(self.fc1(x)))))
+        return self.forward_head(self.forward_features(x))
 
 
-def _vgg(name: str, doc: str) -> Builder:
-    def builder(*, num_classes: int = 10, in_channels: int = 3) -> VGG:
-        return VGG(VGG_LAYOUTS[name], num_classes=num_classes, in_channels=in_channels)
+MODELS = (
+    ModelSpec("lenet5", "baseline", "LeNet-5 (non-residual baseline): 2 convolutions, 3 fully connected layers, 32x32 "
+              "input only", LeNet5, {"in_channels": 3}),
+    *(ModelSpec(name, "baseline", f"VGG-{name[3:]} with BatchNorm (non-residual baseline): {convolutions} "
+                f"convolutions, widths 64-512", partial(VGG, VGG_LAYOUTS[name]), {"in_channels": 3})
+      for name, convolutions in (("vgg11", 8), ("vgg13", 10), ("vgg16", 13), ("vgg19", 16))),
+)
 
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = doc
-    return register_model(builder)
-
-
-@register_model
-def lenet5(*, num_classes: int = 10, in_channels: int = 3) -> LeNet5:
-    """LeNet-5 (non-residual baseline): 2 convolutions, 3 fully connected layers, 32x32 input only"""
-    return LeNet5(num_classes=num_classes, in_channels=in_channels)
-
-
-vgg11 = _vgg("vgg11", "VGG-11 with BatchNorm (non-residual baseline): 8 convolutions, widths 64-512")
-vgg13 = _vgg("vgg13", "VGG-13 with BatchNorm (non-residual baseline): 10 convolutions, widths 64-512")
-vgg16 = _vgg("vgg16", "VGG-16 with BatchNorm (non-residual baseline): 13 convolutions, widths 64-512")
-vgg19 = _vgg("vgg19", "VGG-19 with BatchNorm (non-residual baseline): 16 convolutions, widths 64-512")
+for _spec in MODELS:
+    register_model(_spec)

@@ -52,9 +52,15 @@ class ResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
         shortcut_kind = shortcut if residual else None
+        reduction = 4 if stem == "imagenet" else 1
+        # Where the feature maps are (timm's feature_info): after the stem and after each stage.
+        self.feature_info = [{"name": "stem", "module": "maxpool", "num_chs": self.in_planes, "reduction": reduction}]
         for index, (blocks, width) in enumerate(zip(layers, widths)):
             stride = 1 if index == 0 else 2
+            reduction *= stride
             self.add_module(f"layer{index + 1}", self._make_layer(block, width, blocks, stride, shortcut_kind))
+            self.feature_info.append({"name": f"layer{index + 1}", "module": f"layer{index + 1}",
+                                      "num_chs": self.in_planes, "reduction": reduction})
         self.num_stages = len(layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(self.in_planes, num_classes)
@@ -85,10 +91,6 @@ class ResNet(nn.Module):
         """The stages ``layer1 .. layerN`` in order."""
         return [getattr(self, f"layer{i + 1}") for i in range(self.num_stages)]
 
-    def stage_outputs(self) -> list[tuple[str, nn.Module]]:
-        """Where ``summary`` reports shapes: after the stem, after each stage, and of the logits."""
-        return [("stem", self.maxpool)] + [(f"layer{i + 1}", s) for i, s in enumerate(self.stages())] + [("fc", self.fc)]
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The feature map after the last stage, before pooling."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -96,8 +98,13 @@ class ResNet(nn.Module):
             x = stage(x)
         return x
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Globally pooled features (``pre_logits``) or logits of a feature map."""
+        x = torch.flatten(self.avgpool(x), 1)
+        return x if pre_logits else self.fc(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.avgpool(self.forward_features(x)), 1))
+        return self.forward_head(self.forward_features(x))
 
 
 def _check_options(num_classes: int, in_channels: int, stem: str, shortcut: str, residual: bool,

@@ -9,6 +9,7 @@ from torchinfo import ModelStatistics, summary
 from torchinfo.enums import Units
 
 from ..errors import ResnetCifarError
+from .registry import create_model
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -16,22 +17,27 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def count_parameters_of(name: str, num_classes: int = 10, **options: object) -> int:
+    """Parameters of model ``name`` built on the meta device: shapes only, no memory, no initialisation cost."""
+    with torch.device("meta"):
+        return count_parameters(create_model(name, num_classes=num_classes, **options))
+
+
 def stage_shapes(model: nn.Module, input_size: tuple[int, int, int]) -> list[tuple[str, tuple[int, ...]]]:
-    """Shapes ``(name, (1, C, H, W))`` at each of the model's ``stage_outputs()`` (for a ResNet: after the stem,
-    after each stage, and of the logits), for one input."""
-    points = model.stage_outputs()
+    """Shapes ``(name, (1, C, H, W))`` at each feature map the model declares in ``feature_info`` (for a ResNet:
+    after the stem and after each stage), then ``("logits", (1, classes))``, for one input."""
     shapes: list[tuple[str, tuple[int, ...]]] = []
-    hooks = [module.register_forward_hook(
-        lambda _m, _i, out, name=name: shapes.append((name, tuple(out.shape)))) for name, module in points]
+    hooks = [model.get_submodule(info["module"]).register_forward_hook(
+        lambda _m, _i, out, name=info["name"]: shapes.append((name, tuple(out.shape)))) for info in model.feature_info]
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, *input_size))
+            logits = model.eval()(torch.zeros(1, *input_size))
     except RuntimeError as error:
         raise ResnetCifarError(f"input size {input_size} does not fit this model: {error}") from None
     finally:
         for hook in hooks:
             hook.remove()
-    return shapes
+    return shapes + [("logits", tuple(logits.shape))]
 
 
 def layer_table(model: nn.Module, input_size: tuple[int, int, int], depth: int = 3) -> ModelStatistics:
