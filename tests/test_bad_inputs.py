@@ -276,11 +276,22 @@ def test_evaluating_on_a_dataset_with_other_classes_is_refused(model_dir, tmp_pa
     assert _snapshot(model_dir) == before
 
 
-def test_checksum_mismatch_alone_loads_with_a_notice(tmp_path, fake_cifar, capsys) -> None:
+def test_checksum_mismatch_alone_loads_with_a_notice_naming_only_the_files_that_differ(tmp_path, fake_cifar, capsys,
+                                                                                      monkeypatch) -> None:
+    import dataclasses
+    import hashlib
+
+    from resnet_cifar.data import cifar
+
     fake_cifar(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    test_sum = hashlib.md5((folder / "test_batch").read_bytes()).hexdigest()
+    official = CIFAR["cifar10"]
+    monkeypatch.setitem(cifar.CIFAR, "cifar10", dataclasses.replace(official, test_files={"test_batch": test_sum}))
     assert len(load_dataset("cifar10", "test", tmp_path)) == 20
-    assert "differ from the official cifar10 files" in capsys.readouterr().err
-    assert all(len(md5) == 32 for md5 in CIFAR["cifar10"].train_files.values())
+    notice = capsys.readouterr().err
+    assert "data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5, batches.meta under" in notice
+    assert "differ from the official cifar10 files" in notice and "test_batch" not in notice
 
 
 # ---- images and URLs -------------------------------------------------------------------------------------
@@ -362,6 +373,7 @@ def test_bad_urls(model_dir, server, capsys) -> None:
 
 # ---- options ---------------------------------------------------------------------------------------------
 
+_WITHOUT_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with CUDA has this device")
 OPTION_CASES = [
     (["--epochs", "0"], {"epochs": 0}, "--epochs must be a positive integer"),
     (["--epochs", "-3"], {"epochs": -3}, "--epochs must be a positive integer"),
@@ -371,16 +383,16 @@ OPTION_CASES = [
     (["--model", "resnet19"], {"model": "resnet19"}, "unknown model 'resnet19'"),
     (["--optimizer", "rmsprop"], {"optimizer": "rmsprop"}, "rmsprop"),
     (["--schedule", "exponential"], {"schedule": "exponential"}, "exponential"),
-    (["--device", "cuda"], {"device": "cuda"}, "no CUDA GPU is visible"),
-    (["--amp", "fp16"], {"amp": "fp16"}, "--amp fp16 needs a GPU"),
+    pytest.param(["--device", "cuda"], {"device": "cuda"}, "no CUDA GPU is visible", marks=_WITHOUT_CUDA),
+    pytest.param(["--amp", "fp16"], {"amp": "fp16"}, "--amp fp16 needs a GPU", marks=_WITHOUT_CUDA),
     (["--seed", str(2**64)], {"seed": 2**64}, "--seed must be an integer from 0 to"),
     (["--crop-padding", "1000"], {"crop_padding": 1000}, "--crop-padding must be at most the image side"),
     (["--cutout", "100000"], {"cutout": 100000}, "--cutout must be at most the image side"),
 ]
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="the cuda and fp16 cases assume a machine without CUDA")
-@pytest.mark.parametrize("args,settings,fragment", OPTION_CASES, ids=[" ".join(c[0]) for c in OPTION_CASES])
+@pytest.mark.parametrize("args,settings,fragment", OPTION_CASES,
+                         ids=[" ".join(c.values[0] if hasattr(c, "values") else c[0]) for c in OPTION_CASES])
 def test_bad_options(tmp_path, capsys, args: list[str], settings: dict, fragment: str) -> None:
     existing = tmp_path / "run"
     existing.mkdir()
@@ -512,18 +524,18 @@ def test_counts_below_their_range_are_named(tmp_path, capsys, args: list[str], f
 def test_a_full_disk_during_a_save_keeps_the_previous_files(tmp_path, capsys, monkeypatch) -> None:
     import errno
 
-    from resnet_cifar.engine import io
+    from resnet_cifar import files
 
     folder = train(TrainConfig(model="resnet20", dataset="cifar10-sample", epochs=2, batch_size=250, device="cpu",
                                out=str(tmp_path / "run")), quiet=True, stop_after=1)
     before = _snapshot(folder)
-    real_fsync = io.os.fsync
+    real_fsync = files.os.fsync
 
     def fsync(fd: int) -> None:  # every file write of the resumed run finds the disk full
         raise OSError(errno.ENOSPC, "No space left on device", str(folder / "last.pt"))
 
-    monkeypatch.setattr(io.os, "fsync", fsync)
+    monkeypatch.setattr(files.os, "fsync", fsync)
     code, err = _cli(capsys, "train", "--resume", str(folder), "--quiet")
-    monkeypatch.setattr(io.os, "fsync", real_fsync)
+    monkeypatch.setattr(files.os, "fsync", real_fsync)
     _assert_one_line_error(code, err, "No space left on device")
     assert _snapshot(folder) == before and not list(folder.glob(".*.tmp"))

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from resnet_cifar import flops
 from resnet_cifar.flops import model_flops, practical_peak
 from resnet_cifar.models import create_model
 
@@ -41,6 +42,20 @@ def test_training_counts_the_backward_pass_too() -> None:
     assert 2.9 < ratio < 3.0
 
 
-def test_practical_peak_is_a_positive_rate() -> None:
-    peak = practical_peak(torch.device("cpu"), torch.float32, repeats=1)
-    assert 1e8 < peak < 1e14
+@pytest.mark.parametrize("matmul_s, conv_s", [(1.0, 4.0), (4.0, 1.0)])
+def test_practical_peak_is_the_faster_of_the_matrix_product_and_the_convolution(monkeypatch, matmul_s: float,
+                                                                                conv_s: float) -> None:
+    timings = iter([matmul_s, conv_s])
+    monkeypatch.setattr(flops, "_fastest", lambda run, device, repeats: next(timings))
+    size, batch = flops._PEAK_SHAPES["cpu"]
+    matmul = 2 * size**3
+    conv = 2 * batch * flops._CONV_SIZE**2 * flops._CONV_CHANNELS**2 * 9
+    assert practical_peak(torch.device("cpu"), torch.float32) == max(matmul / matmul_s, conv / conv_s)
+
+
+def test_fastest_keeps_the_quickest_of_the_timed_runs(monkeypatch) -> None:
+    readings = iter([0.0, 3.0, 10.0, 11.0, 20.0, 22.0])  # timed runs of 3, 1 and 2 seconds
+    monkeypatch.setattr(flops.time, "perf_counter", lambda: next(readings))
+    runs = []
+    assert flops._fastest(lambda: runs.append(1), torch.device("cpu"), repeats=3) == 1.0
+    assert len(runs) == 4  # one untimed call first

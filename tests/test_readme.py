@@ -20,10 +20,19 @@ def _run_readme_example(marker: str, folder: Path, make_image, monkeypatch) -> d
 
 def test_readme_python_api_example_runs(tmp_path, make_image, monkeypatch) -> None:
     namespace = _run_readme_example("train(TrainConfig(", tmp_path, make_image, monkeypatch)
-    assert 0.0 <= namespace["results"]["accuracy"] <= 1.0
+    results, test_set = namespace["results"], namespace["test_set"]
+    last = (tmp_path / "runs/api/metrics.csv").read_text().splitlines()[-1].split(",")
+    header = (tmp_path / "runs/api/metrics.csv").read_text().splitlines()[0].split(",")
+    assert results["correct"] == round(float(last[header.index("test_acc")]) * len(test_set))  # eval = training's
+    assert results["accuracy"] == results["correct"] / len(test_set) and len(results["per_class"]) == 10
     assert (tmp_path / "runs/api/model.safetensors").exists()
 
 
 def test_readme_pretrained_example_runs(tmp_path, make_image, monkeypatch) -> None:
     namespace = _run_readme_example("load_pretrained(", tmp_path, make_image, monkeypatch)
     assert namespace["logits"].shape == (1, 10)
+
+
+def test_readme_models_example_runs(tmp_path, make_image, monkeypatch) -> None:
+    namespace = _run_readme_example("net.forward_head(", tmp_path, make_image, monkeypatch)
+    assert namespace["features"].shape == (2, 512, 4, 4) and namespace["logits"].shape == (2, 10)

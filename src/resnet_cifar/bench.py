@@ -17,8 +17,8 @@ from torch import nn
 
 from .data import ImageSet
 from .data.loader import Augment, BatchLoader
-from .engine.device import autocast, cpu_supports_bf16, set_determinism, synchronize
 from .engine.config import TrainConfig
+from .engine.device import autocast, cpu_supports_bf16, set_determinism, synchronize
 from .engine.int8 import int8_available, quantize_int8
 from .engine.loop import backward_step, forward_loss
 from .engine.optim import build_optimizer

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from .engine.io import atomic_write  # noqa: E402
+from .files import atomic_write  # noqa: E402
 
 RIGHT, WRONG = "tab:green", "tab:red"
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from resnet_cifar import ResnetCifarError
-from resnet_cifar.data import load_dataset
 from resnet_cifar.data import cifar as cifar_module
+from resnet_cifar.data import load_dataset
 from resnet_cifar.data.cifar import safe_unpickle
 
 SHARED_TOOL = Path(__file__).resolve().parents[3] / "shared/tools/cifar10_from_jpeg_tar.py"

@@ -15,8 +15,18 @@ from resnet_cifar.data.images import decode_image
                                          (".png", "P"), (".bmp", "RGB"), (".jpg", "CMYK"), (".gif", "P")])
 def test_common_formats_decode_to_rgb_of_the_requested_size(tmp_path, make_image, suffix: str, mode: str) -> None:
     path = make_image(tmp_path / f"image{suffix}", size=(50, 20), mode=mode)
-    image = decode_image(path, (32, 32))
-    assert image.shape == (3, 32, 32) and image.dtype == torch.uint8
+    image = decode_image(path, (16, 40))
+    assert image.shape == (3, 16, 40) and image.dtype == torch.uint8
+    with Image.open(path) as source:  # resizing keeps each channel's mean colour: the pixels are the file's
+        expected = np.asarray(source.convert("RGB"), dtype=np.float64).mean(axis=(0, 1))
+    assert np.abs(image.double().mean(dim=(1, 2)).numpy() - expected).max() < 4
+
+
+def test_a_lossless_image_of_the_requested_size_decodes_to_its_exact_pixels(tmp_path) -> None:
+    pixels = np.random.default_rng(1).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "exact.png")
+    decoded = decode_image(tmp_path / "exact.png", (24, 32))
+    assert torch.equal(decoded, torch.from_numpy(pixels).permute(2, 0, 1))
 
 
 def test_transparent_pixels_become_white(tmp_path) -> None:

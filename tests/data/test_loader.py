@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from resnet_cifar.data import ImageSet
-from resnet_cifar.errors import ResnetCifarError
 from resnet_cifar.data.loader import NO_AUGMENT, Augment, AugmentDraws, BatchLoader, crop_and_flip, cutout
+from resnet_cifar.errors import ResnetCifarError
 
 CPU = torch.device("cpu")
 

@@ -36,7 +36,7 @@ def main() -> None:
     with process_group(world, torch.device("cpu")), StopRequests() as stop:
         run = Run(config, args.out, stop, quiet=True, world=world)
         rows = [run.run_epoch() for _ in range(config.epochs)]
-        torch.save({"weights": run.model.state_dict(), "rows": rows}, args.out / f"rank{world.rank}.pt")
+        torch.save({"weights": run.parts.model.state_dict(), "rows": rows}, args.out / f"rank{world.rank}.pt")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ from safetensors.torch import save_file
 
 from resnet_cifar import ResnetCifarError, create_model
 from resnet_cifar.engine.checkpoint import clean_state_dict, export_model, load_checkpoint, save_checkpoint
-from resnet_cifar.engine.io import atomic_write, atomic_write_bytes
 from resnet_cifar.engine.trained import load_trained_model, model_info
+from resnet_cifar.files import atomic_write, atomic_write_bytes
 
 CLASSES = [f"c{i}" for i in range(10)]
 

@@ -10,7 +10,6 @@ import torch
 from resnet_cifar import ResnetCifarError, create_model, list_pretrained, load_pretrained
 from resnet_cifar.data import load_dataset
 from resnet_cifar.engine.checkpoint import export_model
-from resnet_cifar.engine.evaluate import model_batches
 from resnet_cifar.engine.loop import predict_batches
 from resnet_cifar.engine.pretrained import add_pretrained, pretrained_manifest, pretrained_weights
 from resnet_cifar.engine.trained import model_info
@@ -111,7 +110,7 @@ def test_shipped_resnet20_is_accurate_on_the_bundled_test_sample() -> None:
     assert entry["test_accuracy"] >= SAMPLE_ACCURACY_FLOOR
     trained = load_pretrained("resnet20")
     test = load_dataset("cifar10-sample", "test")
-    assert predict_batches(trained.model, model_batches(trained, test)).accuracy >= SAMPLE_ACCURACY_FLOOR
+    assert predict_batches(trained.model, trained.batches(test)).accuracy >= SAMPLE_ACCURACY_FLOOR
 
 
 def test_eval_and_predict_pretrained_from_the_command_line(run_cli, tmp_path) -> None:

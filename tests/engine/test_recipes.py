@@ -7,6 +7,7 @@ import pytest
 
 from resnet_cifar import ResnetCifarError
 from resnet_cifar.cli import _config_from_args, build_parser
+from resnet_cifar.engine.config import TrainConfig
 from resnet_cifar.engine.recipes import RECIPES, recipe_config
 
 
@@ -66,8 +67,13 @@ def test_recipe_milestones_move_with_the_number_of_epochs() -> None:
 
 
 @pytest.mark.parametrize("name", list(RECIPES))
-def test_every_recipe_is_a_valid_config(name: str) -> None:
-    assert recipe_config(name).recipe == name
+def test_every_recipe_changes_exactly_its_own_settings(name: str) -> None:
+    config, defaults = recipe_config(name).to_dict(), TrainConfig().to_dict()
+    settings = RECIPES[name][1]
+    assert {key: config[key] for key in settings} == settings
+    assert {key for key in config if config[key] != defaults[key]} - {"recipe"} == \
+        {key for key in settings if settings[key] != defaults[key]}
+    assert config["recipe"] == name
 
 
 def test_unknown_recipe() -> None:

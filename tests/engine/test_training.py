@@ -14,8 +14,8 @@ from resnet_cifar.data.loader import BatchLoader
 from resnet_cifar.engine.checkpoint import load_checkpoint
 from resnet_cifar.engine.config import TrainConfig
 from resnet_cifar.engine.evaluate import evaluate
-from resnet_cifar.engine.loop import EpochTally, predict_batches, train_epoch
 from resnet_cifar.engine.interrupt import StopRequests
+from resnet_cifar.engine.loop import EpochTally, predict_batches, train_epoch
 from resnet_cifar.engine.trainer import Run, train
 
 CPU = torch.device("cpu")
@@ -83,9 +83,9 @@ def test_a_run_saved_with_an_empty_scaler_resumes_with_an_active_one(tmp_path) -
     state = load_checkpoint(folder / "last.pt")
     assert state["scaler"] == {}
     run = Run(TrainConfig.from_dict(state["config"]), folder, StopRequests(), quiet=True)
-    run.scaler = torch.amp.GradScaler("cpu", enabled=True)  # stands in for an fp16 run on a GPU
-    run.restore(state)
-    assert run.scaler.is_enabled() and run.epoch == 1
+    run.parts.scaler = torch.amp.GradScaler("cpu", enabled=True)  # stands in for an fp16 run on a GPU
+    run.state.load_state_dict(state)
+    assert run.parts.scaler.is_enabled() and run.state.epoch == 1
 
 
 def test_eval_reproduces_the_last_epoch_to_the_image(tmp_path) -> None:
@@ -122,11 +122,16 @@ def test_second_run_into_the_same_folder_is_refused(tmp_path) -> None:
         train(_config(tmp_path / "run", epochs=1), quiet=True)
 
 
-def test_plateau_adam_and_no_augmentation_recipe_runs(tmp_path) -> None:
-    folder = train(_config(tmp_path / "adam", epochs=2, val_split=500, optimizer="adam", lr=1e-3, schedule="plateau",
-                           augment=False, label_smoothing=0.0, weight_decay=0.0, patience=0), quiet=True)
+def test_plateau_watches_the_validation_loss_and_cuts_the_learning_rate_when_it_stalls(tmp_path) -> None:
+    # Only a relative fall of 99% counts as better: the first epoch sets the best loss, the second cannot beat it,
+    # and with patience 0 the learning rate falls tenfold at once.
+    folder = train(_config(tmp_path / "adam", epochs=3, val_split=500, optimizer="adam", lr=1e-3, schedule="plateau",
+                           augment=False, label_smoothing=0.0, weight_decay=0.0, patience=0, plateau_threshold=0.99),
+                   quiet=True)
     rows = _rows(folder)
-    assert len(rows) == 2 and float(rows[0]["lr"]) in (1e-3, 1e-4)
+    assert [float(r["lr"]) for r in rows] == pytest.approx([1e-3, 1e-4, 1e-5])
+    state = load_checkpoint(folder / "last.pt")["scheduler"]
+    assert state["best"] == pytest.approx(float(rows[0]["val_loss"]))  # steered by validation, not test, loss
 
 
 def test_unknown_model_is_refused_before_any_work(tmp_path) -> None:

@@ -1,4 +1,5 @@
-"""What a training run reports, each in its own callback: console, metrics.csv, TensorBoard, curves.png."""
+"""The hooks the training loop calls (``Callback``), and what a run reports, each in its own callback: console,
+metrics.csv, TensorBoard, curves.png. The run's policies (evaluate, checkpoint, stop) are in ``policies``."""
 from __future__ import annotations
 
 import csv
@@ -6,26 +7,37 @@ import io
 import math
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Any
 
 from tqdm import tqdm
 
+from ..files import atomic_write_bytes
 from ..plots import plot_curves
-from .io import atomic_write_bytes
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
                   "skipped_batches", "epoch_seconds", "elapsed_seconds", "wall_seconds")
 
 
-class Callback(Protocol):
-    """Receives every finished epoch's metrics row (``METRIC_COLUMNS``) and all rows so far."""
+class Callback:
+    """What the training loop calls, in the order of the run's callback list; each hook does nothing by default.
 
-    def on_epoch_end(self, row: dict, history: list[dict]) -> None: ...
+    A hook may raise to stop the run (``TrainingInterrupted``, ``NonFiniteLoss``).
+    """
 
-    def close(self) -> None: ...
+    def on_train_batch_end(self) -> None:
+        """After each optimizer step (and the schedule's and EMA's update that follow it)."""
+
+    def on_train_epoch_end(self, row: dict[str, Any]) -> None:
+        """After an epoch's last training step: add metrics to its row (``METRIC_COLUMNS``)."""
+
+    def on_epoch_end(self, row: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        """With the finished epoch's complete row, appended to ``history`` (all rows so far)."""
+
+    def close(self) -> None:
+        """When the run ends, stops or fails."""
 
 
-class ConsoleLog:
+class ConsoleLog(Callback):
     """A progress bar per epoch and one line per finished epoch; silent when ``quiet``."""
 
     def __init__(self, epochs: int, quiet: bool) -> None:
@@ -68,7 +80,7 @@ def format_epoch_line(row: dict, epochs: int) -> str:
     return "  ".join(parts)
 
 
-class CsvLog:
+class CsvLog(Callback):
     """``metrics.csv``, rewritten whole and atomically each epoch, so a resumed run never repeats a row."""
 
     def __init__(self, path: Path) -> None:
@@ -81,11 +93,8 @@ class CsvLog:
         writer.writerows({k: ("" if r.get(k) is None else r[k]) for k in METRIC_COLUMNS} for r in history)
         atomic_write_bytes(self.path, text.getvalue().encode())
 
-    def close(self) -> None:
-        pass
 
-
-class CurvesPlot:
+class CurvesPlot(Callback):
     """``curves.png``: loss, accuracy and learning rate against epoch.
 
     Drawing takes 0.3-0.5 s (matplotlib), as long as a whole ResNet-18 epoch on an H100, so it is redrawn at most
@@ -111,7 +120,7 @@ class CurvesPlot:
             self._draw()
 
 
-class TensorBoardLog:
+class TensorBoardLog(Callback):
     """TensorBoard event files in the run folder, created with the first finished epoch (a run that fails before
     it leaves no file behind)."""
 

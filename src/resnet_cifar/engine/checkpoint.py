@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from ..errors import ResnetCifarError
-from .io import atomic_write, atomic_write_bytes, atomic_write_json
+from ..files import atomic_write, atomic_write_bytes, atomic_write_json
 
 CHECKPOINT_FORMAT = 1
 MODEL_FORMAT = 1

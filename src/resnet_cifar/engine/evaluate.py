@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
-from ..data import ImageSet, load_dataset
-from ..data.loader import BatchLoader
+from ..data import load_dataset
 from ..errors import ResnetCifarError
+from ..files import atomic_write_json
 from ..plots import plot_confusion, plot_image_grid
 from .device import resolve_device
 from .int8 import Int8Model, quantize_int8
-from .io import atomic_write_json
 from .loop import EVAL_BATCH_SIZE, Predictions, predict_batches
 from .trained import TrainedModel, load_trained_model
 
@@ -38,7 +37,7 @@ def evaluate(source: str | Path, *, dataset: str | None = None, data_dir: str | 
         raise ResnetCifarError(f"{dataset} has classes {data.class_names[:5]}..., the model knows "
                                f"{trained.class_names[:5]}...: evaluate on the dataset it was trained for")
     model = _int8_model(trained, dataset, data_dir, download) if int8 else trained.model
-    predictions = predict_batches(model, model_batches(trained, data), tta=tta)
+    predictions = predict_batches(model, trained.batches(data), tta=tta)
     results = summarise(predictions, trained.class_names)
     results.update({"source": str(source), "dataset": dataset, "split": split, "tta": tta, "int8": int8})
     out = Path(out_dir) if out_dir is not None else _default_out(Path(source))
@@ -46,18 +45,12 @@ def evaluate(source: str | Path, *, dataset: str | None = None, data_dir: str | 
     return results
 
 
-def model_batches(trained: TrainedModel, data: ImageSet) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The batches of ``data``, preprocessed as the model was trained, on the model's device, in order."""
-    device = next(trained.model.parameters()).device
-    return BatchLoader(data, EVAL_BATCH_SIZE, device=device, mean=trained.mean, std=trained.std).epoch()
-
-
 def _int8_model(trained: TrainedModel, dataset: str, data_dir: str | Path, download: bool) -> Int8Model:
     """The model quantised to int8, calibrated on training images spread over the split."""
     train = load_dataset(dataset, "train", data_dir, image_size=trained.input_size[1:],
                          class_names=trained.class_names, download=download)
     spread = torch.linspace(0, len(train) - 1, min(INT8_CALIBRATION_IMAGES, len(train))).round().long()
-    calibration = (images for images, _ in model_batches(trained, train.subset(spread)))
+    calibration = (images for images, _ in trained.batches(train.subset(spread)))
     return quantize_int8(trained.model, calibration, chunk=EVAL_BATCH_SIZE)
 
 

@@ -15,7 +15,6 @@ from typing import Iterable, Iterator
 
 import torch
 from torch import nn
-from torch._inductor import config as inductor_config
 
 from ..errors import ResnetCifarError
 from ..models.fold import fold_batchnorm
@@ -79,6 +78,8 @@ class Int8Model(nn.Module):
         self.chunk = chunk
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        from torch._inductor import config as inductor_config  # private and slow to import: only where needed
+
         outputs = []
         # Freezing lets Inductor pre-pack the int8 weights for oneDNN (most of the speed); it is read when the first
         # call compiles, and as ``torch.compile(options=...)`` it fails on the prepacking op, so it is patched here.

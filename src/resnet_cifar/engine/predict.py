@@ -18,7 +18,6 @@ from ..data.images import IMAGE_SUFFIXES, decode_image
 from ..errors import ResnetCifarError
 from ..models.fold import fold_batchnorm
 from .device import resolve_device
-from .evaluate import model_batches
 from .loop import predict_batches
 from .trained import TrainedModel, load_trained_model
 
@@ -141,7 +140,7 @@ def predict(source: str | Path | TrainedModel, inputs: Sequence[str], *, top_k: 
     images = torch.stack([load_input(item, trained.input_size[1:], timeout) for item in items])
     unlabelled = ImageSet(images, torch.zeros(len(items), dtype=torch.int64), trained.class_names)
     # Serving path: BatchNorm folded into the convolutions (same outputs up to rounding, fewer passes).
-    probabilities = predict_batches(fold_batchnorm(trained.model), model_batches(trained, unlabelled)).probabilities
+    probabilities = predict_batches(fold_batchnorm(trained.model), trained.batches(unlabelled)).probabilities
     top = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     return [{"input": item, "predictions": [{"class": trained.class_names[c], "probability": float(p)}
                                             for p, c in zip(values.tolist(), classes.tolist())]}

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from ..errors import ResnetCifarError
+from ..files import atomic_write_json
 from .checkpoint import read_model_files
-from .io import atomic_write_json
 from .trained import TrainedModel, load_trained_model
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"

@@ -12,8 +12,8 @@ from types import TracebackType
 import torch
 
 from ..errors import ResnetCifarError
+from ..files import remove_temporaries
 from ..log import notice
-from .io import remove_temporaries
 
 try:
     import fcntl

@@ -4,14 +4,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
+from ..data import ImageSet
+from ..data.loader import BatchLoader
 from ..errors import ResnetCifarError
 from ..models import create_model
 from .checkpoint import read_model_files
+from .loop import EVAL_BATCH_SIZE
 
 
 @dataclass
@@ -36,6 +39,11 @@ class TrainedModel:
     @property
     def std(self) -> list[float]:
         return list(self.info["std"])
+
+    def batches(self, data: ImageSet) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of ``data``, preprocessed as the model was trained, on the model's device, in order."""
+        device = next(self.model.parameters()).device
+        return BatchLoader(data, EVAL_BATCH_SIZE, device=device, mean=self.mean, std=self.std).epoch()
 
 
 def model_info(name: str, options: dict[str, Any], class_names: list[str], input_size: tuple[int, int, int],

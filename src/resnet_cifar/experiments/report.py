@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 from ..engine.config import TrainConfig
 from ..engine.distributed import world_from_environment
-from ..engine.io import atomic_write_bytes, atomic_write_json
+from ..files import atomic_write_bytes, atomic_write_json
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -5,14 +5,14 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..errors import ResnetCifarError
-from ..log import notice
 from ..engine.checkpoint import load_checkpoint
 from ..engine.config import PLACE_SETTINGS, TrainConfig
 from ..engine.device import resolve_device
 from ..engine.distributed import device_of_rank, process_group, world_from_environment
 from ..engine.trainer import train
+from ..errors import ResnetCifarError
 from ..flops import model_flops
+from ..log import notice
 from ..models.summary import count_parameters_of
 from .report import show
 

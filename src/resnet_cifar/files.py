@@ -10,7 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from . import faults
+# Called with (target, temporary file) after each write, before the rename: empty unless the reliability tests
+# inject a fault (engine.faults).
+before_rename: list[Callable[[Path, BinaryIO], None]] = []
 
 
 def _current_umask() -> int:
@@ -30,7 +32,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-            faults.during_write(path, f)
+            for hook in before_rename:
+                hook(path, f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, _FILE_MODE)
