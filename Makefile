@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test bench bench-baseline clean
+.PHONY: demo test test-all bench bench-baseline clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,14 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/resnet-cifar predict $(DEMO_RUN) $(EXAMPLES) --top-k 3
 	@echo "Figures: $(DEMO_RUN)/curves.png predictions.png mistakes.png confusion.png"
 
+# One test process per CPU (pytest-xdist), each test file in one process so that its shared fixtures run once.
+# test-all adds the exhaustive variants marked slow (every model traced by torch.compile, ...).
+TEST_PROCESSES ?= auto
 test: $(VENV)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile
+
+test-all: $(VENV)/.installed
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "slow or not slow"
 
 # Throughput table of this device (see BENCHMARKS.md).
 bench: $(VENV)/.installed

@@ -16,6 +16,12 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Test processes run side by side (pytest -n): one CPU thread each, and for the processes they start, as
+    # more threads than CPUs make every one of them many times slower (engine/threads.py).
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
@@ -81,6 +87,27 @@ def save_image(path: Path, size: tuple[int, int] = (40, 30), mode: str = "RGB", 
     pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     Image.fromarray(pixels).convert(mode).save(path)
     return path
+
+
+def write_sample_folder(root: Path, train_per_class: int = 20, test_per_class: int = 10) -> Path:
+    """The first images of each class of the bundled sample as an ImageFolder tree (root/train|test/<class>/*.png):
+    real pictures in small numbers, for runs that test mechanics, not learning (with --image-size 16, tiny)."""
+    from resnet_cifar.data import load_dataset
+
+    for split, count in (("train", train_per_class), ("test", test_per_class)):
+        data = load_dataset("cifar10-sample", split)
+        for label, name in enumerate(data.class_names):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for number, index in enumerate((data.labels == label).nonzero().flatten()[:count].tolist()):
+                Image.fromarray(data.images[index].permute(1, 2, 0).numpy()).save(folder / f"{number}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def sample_folder(tmp_path_factory) -> Path:
+    """``write_sample_folder``'s tree: 200 training and 100 test images of the ten CIFAR-10 classes."""
+    return write_sample_folder(tmp_path_factory.mktemp("sample-folder"))
 
 
 @pytest.fixture

@@ -45,17 +45,29 @@ def _assert_close(found: dict[str, torch.Tensor], expected: dict[str, torch.Tens
         torch.testing.assert_close(found[key], expected[key], msg=key, **tolerance)
 
 
+# Runs here test mechanics, not learning: 16x16 images of a small ImageFolder tree (conftest.sample_folder).
+def _tiny(folder: Path) -> list[str]:
+    return ["--dataset", "folder", "--data-dir", str(folder), "--image-size", "16"]
+
+
 @pytest.fixture(scope="module")
-def single(tmp_path_factory) -> Path:
-    """One process, batch 64, two epochs of 4 steps."""
+def single(tmp_path_factory, sample_folder) -> Path:
+    """One process, batch 64, two epochs of 2 steps."""
     out = tmp_path_factory.mktemp("single")
-    _run([sys.executable, str(WORKER), "ranks", str(out)])
+    _run([sys.executable, str(WORKER), "ranks", str(out), "--data-dir", str(sample_folder)])
+    return out / "plain"
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory, sample_folder) -> Path:
+    """The same with two processes of 32 images each, with (sync/) and without (plain/) synchronised BatchNorm."""
+    out = tmp_path_factory.mktemp("two")
+    _torchrun(2, str(WORKER), "ranks", str(out), "--sync-bn", "--data-dir", str(sample_folder))
     return out
 
 
-def test_ranks_hold_identical_weights_and_sync_bn_matches_one_process(single, tmp_path) -> None:
-    _torchrun(2, str(WORKER), "ranks", str(tmp_path), "--sync-bn")
-    rank0, rank1 = _saved(tmp_path / "rank0.pt"), _saved(tmp_path / "rank1.pt")
+def test_ranks_hold_identical_weights_and_sync_bn_matches_one_process(single, two_ranks) -> None:
+    rank0, rank1 = _saved(two_ranks / "sync" / "rank0.pt"), _saved(two_ranks / "sync" / "rank1.pt")
     _assert_close(rank1["weights"], rank0["weights"], rtol=0, atol=0)
     # 2 processes x 32 images with synchronised BatchNorm = 1 process x 64 images (the same images in order).
     reference = _saved(single / "rank0.pt")
@@ -65,19 +77,19 @@ def test_ranks_hold_identical_weights_and_sync_bn_matches_one_process(single, tm
             assert row[metric] == pytest.approx(expected[metric], rel=1e-6), metric
 
 
-def test_without_sync_bn_each_rank_normalises_its_own_half(single, tmp_path) -> None:
-    _torchrun(2, str(WORKER), "ranks", str(tmp_path))
-    rank0 = _saved(tmp_path / "rank0.pt")["weights"]
+def test_without_sync_bn_each_rank_normalises_its_own_half(single, two_ranks) -> None:
+    rank0 = _saved(two_ranks / "plain" / "rank0.pt")["weights"]
     # The parameters agree; the BatchNorm running statistics are each rank's own (rank 0's are saved).
     parameters = {k: v for k, v in rank0.items() if "running" not in k and "num_batches" not in k}
-    rank1 = _saved(tmp_path / "rank1.pt")["weights"]
+    rank1 = _saved(two_ranks / "plain" / "rank1.pt")["weights"]
     _assert_close({k: rank1[k] for k in parameters}, parameters, rtol=0, atol=0)
     reference = _saved(single / "rank0.pt")["weights"]
     assert max((rank0[k] - v).abs().max().item() for k, v in reference.items() if v.is_floating_point()) > 1e-4
 
 
-def test_a_checkpoint_of_two_processes_resumes_in_one(single, tmp_path) -> None:
-    _torchrun(2, str(WORKER), "train", str(tmp_path), "--sync-bn", "--stop-after", "1")
+def test_a_checkpoint_of_two_processes_resumes_in_one(single, tmp_path, sample_folder) -> None:
+    _torchrun(2, str(WORKER), "train", str(tmp_path), "--sync-bn", "--stop-after", "1", "--data-dir",
+              str(sample_folder))
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
     _run([sys.executable, str(WORKER), "resume", str(tmp_path)])
     finished = load_checkpoint(tmp_path / "last.pt")
@@ -87,8 +99,8 @@ def test_a_checkpoint_of_two_processes_resumes_in_one(single, tmp_path) -> None:
     _assert_close(finished["model"], reference["weights"], **TIGHT)
 
 
-def test_torchrun_command_line_prints_and_writes_once(tmp_path) -> None:
-    done = _torchrun(2, "-m", "resnet_cifar", "train", "--model", "resnet20", "--dataset", "cifar10-sample",
+def test_torchrun_command_line_prints_and_writes_once(tmp_path, sample_folder) -> None:
+    done = _torchrun(2, "-m", "resnet_cifar", "train", "--model", "resnet20", *_tiny(sample_folder),
                      "--train-subset", "128", "--batch-size", "64", "--epochs", "1", "--device", "cpu",
                      "--out", str(tmp_path / "run"))
     assert done.stdout.count("run folder:") == 1 and done.stdout.count("epoch 1/1  train loss") == 1
@@ -96,11 +108,11 @@ def test_torchrun_command_line_prints_and_writes_once(tmp_path) -> None:
     assert '"processes": 2' in config and (tmp_path / "run" / "model.safetensors").is_file()
 
 
-def test_an_experiment_under_torchrun_trains_every_run_in_one_process_group(tmp_path) -> None:
+def test_an_experiment_under_torchrun_trains_every_run_in_one_process_group(tmp_path, sample_folder) -> None:
     # Joining a new process group for the second run used to hang; the table is printed once.
-    done = _torchrun(2, "-m", "resnet_cifar", "experiment", "compare", "resnet20", "lenet5", "--dataset",
-                     "cifar10-sample", "--train-subset", "128", "--batch-size", "64", "--epochs", "1", "--device",
-                     "cpu", "--out", str(tmp_path / "cmp"))
+    done = _torchrun(2, "-m", "resnet_cifar", "experiment", "compare", "resnet20", "lenet5", "--dataset", "folder",
+                     "--data-dir", str(sample_folder), "--train-subset", "128", "--batch-size", "64", "--epochs", "1",
+                     "--device", "cpu", "--out", str(tmp_path / "cmp"))
     assert done.stdout.count("[2/2] lenet5") == 1 and done.stdout.count("| lenet5 ") == 1
     for name in ("resnet20", "lenet5"):
         assert '"processes": 2' in (tmp_path / "cmp" / name / "config.json").read_text()
@@ -116,11 +128,11 @@ def test_all_reduce_batchnorm_alone_is_plain_batchnorm() -> None:
     torch.testing.assert_close(synced.state_dict(), model.state_dict())
 
 
-def test_sigterm_to_torchrun_stops_every_rank_at_one_step_with_a_checkpoint(tmp_path) -> None:
+def test_sigterm_to_torchrun_stops_every_rank_at_one_step_with_a_checkpoint(tmp_path, sample_folder) -> None:
     folder = tmp_path / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-               "resnet_cifar", "train", "--model", "resnet20", "--dataset", "cifar10-sample", "--epochs", "3",
-               "--batch-size", "20", "--checkpoint-every", "7", "--device", "cpu", "--quiet", "--out", str(folder)]
+               "resnet_cifar", "train", "--model", "resnet20", *_tiny(sample_folder), "--epochs", "3",
+               "--batch-size", "4", "--checkpoint-every", "7", "--device", "cpu", "--quiet", "--out", str(folder)]
     process = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while not (folder / "last.pt").exists():  # the first checkpoint: every rank is training

@@ -17,9 +17,17 @@ from resnet_cifar import ResnetCifarError, TrainConfig, train
 from resnet_cifar.engine.checkpoint import load_checkpoint
 from resnet_cifar.engine.runfolder import RunLock
 
-# 1,000 sample images in batches of 100: 10 steps an epoch, 20 in all; a checkpoint every 3 steps.
-ARGS = ["--model", "resnet20", "--dataset", "cifar10-sample", "--epochs", "2", "--batch-size", "100", "--lr", "0.05",
+# 200 training images (16x16, conftest.sample_folder) in batches of 20: 10 steps an epoch, 20 in all; a checkpoint
+# every 3 steps.
+ARGS = ["--model", "resnet20", "--dataset", "folder", "--image-size", "16", "--epochs", "2", "--batch-size", "20",
+        "--lr", "0.05",
         "--checkpoint-every", "3", "--deterministic", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def run_args(sample_folder) -> list[str]:
+    """``ARGS`` with the folder of images."""
+    return [*ARGS, "--data-dir", str(sample_folder)]
 
 
 def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
@@ -56,16 +64,16 @@ def _assert_same_result(run: Path, reference: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Path:
+def reference(tmp_path_factory, run_args) -> Path:
     folder = tmp_path_factory.mktemp("reference") / "run"
-    code, output = _finish(_start(*ARGS, "--out", str(folder)))
+    code, output = _finish(_start(*run_args, "--out", str(folder)))
     assert code == 0, output
     return folder
 
 
-def test_kills_during_epochs_and_checkpoint_writes_lose_nothing(reference, tmp_path) -> None:
+def test_kills_during_epochs_and_checkpoint_writes_lose_nothing(reference, tmp_path, run_args) -> None:
     folder = tmp_path / "run"
-    code, output = _finish(_start(*ARGS, "--out", str(folder), env={"RESNET_CIFAR_FAULT_KILL_AT_BATCH": "14"}))
+    code, output = _finish(_start(*run_args, "--out", str(folder), env={"RESNET_CIFAR_FAULT_KILL_AT_BATCH": "14"}))
     assert code == -signal.SIGKILL, output
     assert load_checkpoint(folder / "last.pt")["tally"]["batches"] == 2  # step 12: epoch 2, batch 2
 
@@ -88,9 +96,9 @@ def test_kills_during_epochs_and_checkpoint_writes_lose_nothing(reference, tmp_p
     _assert_same_result(folder, reference)
 
 
-def test_ctrl_c_and_sigterm_save_a_checkpoint_and_say_how_to_resume(reference, tmp_path) -> None:
+def test_ctrl_c_and_sigterm_save_a_checkpoint_and_say_how_to_resume(reference, tmp_path, run_args) -> None:
     folder = tmp_path / "run"
-    process = _start(*ARGS, "--out", str(folder))
+    process = _start(*run_args, "--out", str(folder))
     for signum in (signal.SIGINT, signal.SIGTERM):
         _wait_for_new_checkpoint(folder / "last.pt", process, (folder / "last.pt").stat().st_mtime
                                  if (folder / "last.pt").exists() else 0)
@@ -127,10 +135,10 @@ def test_skip_nonfinite_skips_the_batch_and_reports_it(tmp_path, monkeypatch) ->
     assert all(torch.isfinite(t).all() for t in load_file(folder / "model.safetensors").values())
 
 
-def test_a_second_process_cannot_train_into_a_locked_folder(tmp_path) -> None:
+def test_a_second_process_cannot_train_into_a_locked_folder(tmp_path, run_args) -> None:
     folder = tmp_path / "run"
     with RunLock(folder):
-        code, output = _finish(_start(*ARGS, "--out", str(folder)))
+        code, output = _finish(_start(*run_args, "--out", str(folder)))
     assert code == 2 and f"another process is training into {folder}" in output
 
 

@@ -18,9 +18,19 @@ from resnet_cifar.engine.runfolder import SET_ASIDE, RunLock, SetAside
 from resnet_cifar.engine.trainer import train
 
 
+# Runs here test mechanics, not learning: 16x16 images of a small ImageFolder tree (conftest.sample_folder),
+# 200 for training and 100 for testing.
+TINY: dict = {"dataset": "folder", "image_size": 16}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _tiny_data(sample_folder) -> None:
+    TINY["data_dir"] = str(sample_folder)
+
+
 def _config(out, **settings) -> TrainConfig:
-    values = {"model": "resnet20", "dataset": "cifar10-sample", "epochs": 1, "batch_size": 100, "lr": 0.05,
-              "device": "cpu", "out": str(out), **settings}
+    values = {"model": "resnet20", **TINY, "epochs": 1, "batch_size": 50, "lr": 0.05, "device": "cpu",
+              "out": str(out), **settings}
     return TrainConfig(**values)
 
 
@@ -74,7 +84,7 @@ def test_a_run_that_died_before_its_first_checkpoint_can_be_run_again_or_resumed
     with pytest.raises(ResnetCifarError, match="no batch"):
         train(_config(folder, batch_size=5000), quiet=True)  # fails in the first epoch
     assert (folder / "config.json").exists() and not (folder / "last.pt").exists()
-    train(_config(folder, batch_size=250), quiet=True)  # the command again (fixed): not refused
+    train(_config(folder, batch_size=100), quiet=True)  # the command again (fixed): not refused
 
     assert load_checkpoint(folder / "last.pt")["epoch"] == 1
     (folder / "last.pt").unlink()  # as if it had died before saving: --resume starts it again from config.json

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from resnet_cifar.cli import main
 from resnet_cifar.engine import threads
 from resnet_cifar.errors import ResnetCifarError
 
@@ -82,18 +83,19 @@ def test_a_resumed_run_takes_the_thread_count_it_was_saved_with_unless_one_was_c
     assert torch.get_num_threads() == 2
 
 
-def test_resume_refuses_settings_it_would_ignore_and_keeps_the_thread_count(run_cli, tmp_path: Path,
-                                                                            monkeypatch) -> None:
+def test_resume_refuses_settings_it_would_ignore_and_keeps_the_thread_count(run_cli, tmp_path: Path, monkeypatch,
+                                                                            capsys) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     folder = tmp_path / "run"
     started = run_cli("train", "--model", "resnet20", "--dataset", "cifar10-sample", "--epochs", "2",
                       "--train-subset", "64", "--batch-size", "32", "--device", "cpu", "--quiet", "--threads", "1",
                       "--stop-after", "1", "--out", str(folder))
     assert started.returncode == 0, started.stderr
-    refused = run_cli("train", "--resume", str(folder), "--epochs", "5", "--model", "resnet56", "--overwrite")
-    assert refused.returncode == 2 and "would be ignored" in refused.stderr
-    assert all(option in refused.stderr for option in ("--epochs", "--model", "--overwrite"))
-    assert len(refused.stderr.strip().splitlines()) == 1
+    monkeypatch.setattr(threads, "_chosen", threads._chosen)  # main() below sets it; restored after the test
+    assert main(["train", "--resume", str(folder), "--epochs", "5", "--model", "resnet56", "--overwrite"]) == 2
+    refused = capsys.readouterr().err
+    assert "would be ignored" in refused and all(option in refused for option in ("--epochs", "--model", "--overwrite"))
+    assert len(refused.strip().splitlines()) == 1
     resumed = run_cli("train", "--resume", str(folder), "--device", "cpu", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert "using the 1 CPU threads this run was saved with" in resumed.stderr or os.cpu_count() == 1

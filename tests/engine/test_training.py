@@ -21,9 +21,19 @@ from resnet_cifar.engine.trainer import Run, train
 CPU = torch.device("cpu")
 
 
+# Runs here test mechanics, not learning: 16x16 images of a small ImageFolder tree (conftest.sample_folder),
+# 200 for training and 100 for testing.
+TINY: dict = {"dataset": "folder", "image_size": 16}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _tiny_data(sample_folder) -> None:
+    TINY["data_dir"] = str(sample_folder)
+
+
 def _config(out, **settings) -> TrainConfig:
-    values = {"model": "resnet20", "dataset": "cifar10-sample", "epochs": 2, "batch_size": 100, "lr": 0.05,
-              "device": "cpu", "out": str(out), **settings}
+    values = {"model": "resnet20", **TINY, "epochs": 2, "batch_size": 50, "lr": 0.05, "device": "cpu",
+              "out": str(out), **settings}
     return TrainConfig(**values)
 
 
@@ -49,7 +59,7 @@ def test_tiny_overfit_reaches_full_train_accuracy() -> None:
 
 
 def test_resume_continues_exactly_where_it_stopped(tmp_path) -> None:
-    settings = {"ema": True, "ema_decay": 0.9, "val_split": 500, "schedule": "onecycle"}
+    settings = {"ema": True, "ema_decay": 0.9, "val_split": 100, "batch_size": 20, "schedule": "onecycle"}
     straight = train(_config(tmp_path / "straight", **settings), quiet=True)
     halves = train(_config(tmp_path / "halves", **settings), quiet=True, stop_after=1)
     assert len(_rows(halves)) == 1
@@ -92,14 +102,14 @@ def test_eval_reproduces_the_last_epoch_to_the_image(tmp_path) -> None:
     folder = train(_config(tmp_path / "run", epochs=2), quiet=True)
     last = _rows(folder)[-1]
     results = evaluate(folder)
-    assert results["correct"] == round(float(last["test_acc"]) * 500)
+    assert results["correct"] == round(float(last["test_acc"]) * 100)
     assert results["loss"] == pytest.approx(float(last["test_loss"]), rel=1e-5)
     for name in ("eval.json", "confusion.png", "predictions.png", "mistakes.png"):
         assert (folder / name).stat().st_size > 0
 
 
 def test_validation_split_chooses_best_and_without_it_only_last_is_kept(tmp_path) -> None:
-    with_val = train(_config(tmp_path / "val", epochs=1, val_split=100), quiet=True)
+    with_val = train(_config(tmp_path / "val", epochs=2, val_split=100), quiet=True)
     assert (with_val / "best.pt").exists()
     best = load_checkpoint(with_val / "best.pt")
     assert best["best_val_acc"] == max(float(r["val_acc"]) for r in _rows(with_val))
@@ -111,9 +121,9 @@ def test_validation_split_chooses_best_and_without_it_only_last_is_kept(tmp_path
 def test_normalisation_comes_from_the_training_data_and_is_saved(tmp_path) -> None:
     folder = train(_config(tmp_path / "run", epochs=1), quiet=True)
     info = json.loads((folder / "model.json").read_text())
-    mean, std = load_dataset("cifar10-sample", "train").channel_stats()
+    mean, std = load_dataset("folder", "train", TINY["data_dir"], image_size=(16, 16)).channel_stats()
     assert info["mean"] == mean and info["std"] == std
-    assert info["class_names"][0] == "airplane" and info["input_size"] == [3, 32, 32]
+    assert info["class_names"][0] == "airplane" and info["input_size"] == [3, 16, 16]
 
 
 def test_second_run_into_the_same_folder_is_refused(tmp_path) -> None:
@@ -125,7 +135,7 @@ def test_second_run_into_the_same_folder_is_refused(tmp_path) -> None:
 def test_plateau_watches_the_validation_loss_and_cuts_the_learning_rate_when_it_stalls(tmp_path) -> None:
     # Only a relative fall of 99% counts as better: the first epoch sets the best loss, the second cannot beat it,
     # and with patience 0 the learning rate falls tenfold at once.
-    folder = train(_config(tmp_path / "adam", epochs=3, val_split=500, optimizer="adam", lr=1e-3, schedule="plateau",
+    folder = train(_config(tmp_path / "adam", epochs=3, val_split=100, optimizer="adam", lr=1e-3, schedule="plateau",
                            augment=False, label_smoothing=0.0, weight_decay=0.0, patience=0, plateau_threshold=0.99),
                    quiet=True)
     rows = _rows(folder)

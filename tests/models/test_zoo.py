@@ -27,6 +27,11 @@ BOTTLENECK_CIFAR_COUNTS = {"resnet50": 23_520_842, "resnet101": 42_512_970, "res
 PAPER_TABLE6_MILLIONS = {"resnet20": "0.27", "resnet32": "0.46", "resnet44": "0.66", "resnet56": "0.85",
                          "resnet110": "1.7", "resnet1202": "19.4"}
 
+# The deepest nets take most of the time of the per-model checks (resnet1202 alone seconds): their variants of
+# them run with make test-all, the others with make test.
+BIG = {"resnet101", "resnet152", "resnet1202"}
+EVERY_MODEL = [pytest.param(name, marks=pytest.mark.slow) if name in BIG else name for name in list_models()]
+
 PLAIN_TWINS = {"plain20": "resnet20", "plain32": "resnet32", "plain44": "resnet44", "plain56": "resnet56",
                "plain110": "resnet110", "plain18": "resnet18", "plain34": "resnet34"}
 
@@ -37,7 +42,7 @@ def test_registry_lists_every_expected_model() -> None:
     assert set(list_models()) == expected | baselines
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", EVERY_MODEL)
 def test_forward_and_backward_on_a_batch_of_two(name: str) -> None:
     model = create_model(name, num_classes=7)
     calls: dict[str, int] = {}
@@ -53,12 +58,12 @@ def test_forward_and_backward_on_a_batch_of_two(name: str) -> None:
 
 @pytest.mark.parametrize("name,count", sorted({**SEED_COUNTS, **BOTTLENECK_CIFAR_COUNTS}.items()))
 def test_four_stage_parameter_counts(name: str, count: int) -> None:
-    assert count_parameters(create_model(name)) == count
+    assert count_parameters_of(name) == count
 
 
 @pytest.mark.parametrize("name,count", sorted(TORCHVISION_IMAGENET_COUNTS.items()))
 def test_imagenet_configuration_matches_torchvision_counts(name: str, count: int) -> None:
-    assert count_parameters(create_model(name, num_classes=1000, stem="imagenet")) == count
+    assert count_parameters_of(name, num_classes=1000, stem="imagenet") == count
 
 
 @pytest.mark.parametrize("name,millions", sorted(PAPER_TABLE6_MILLIONS.items()))
@@ -69,7 +74,7 @@ def test_cifar_nets_match_paper_table6(name: str, millions: str) -> None:
 
 @pytest.mark.parametrize("plain,residual", sorted(PLAIN_TWINS.items()))
 def test_plain_twin_has_the_parameters_of_its_option_a_residual_twin(plain: str, residual: str) -> None:
-    assert count_parameters(create_model(plain)) == count_parameters(create_model(residual, shortcut="A"))
+    assert count_parameters_of(plain) == count_parameters_of(residual, shortcut="A")
 
 
 def test_option_b_adds_projection_parameters_that_option_a_does_not() -> None:
@@ -79,7 +84,7 @@ def test_option_b_adds_projection_parameters_that_option_a_does_not() -> None:
     assert count_b - count_a == (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if "stem" in model_options(n)])
+@pytest.mark.parametrize("name", [p for p in EVERY_MODEL if "stem" in model_options(getattr(p, "values", [p])[0])])
 def test_imagenet_stem_on_64x64(name: str) -> None:
     model = create_model(name, stem="imagenet").eval()
     with torch.no_grad():
@@ -150,7 +155,7 @@ def test_unknown_model_error_lists_the_known_ones() -> None:
     assert all(name in str(info.value) for name in list_models())
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", EVERY_MODEL)
 def test_declared_feature_maps_have_the_declared_channels_and_reduction(name: str) -> None:
     model = create_model(name, num_classes=5)
     shapes = dict(stage_shapes(model, (3, 32, 32)))
