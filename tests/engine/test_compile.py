@@ -14,7 +14,6 @@ from resnet_cifar.engine.evaluate import evaluate
 from resnet_cifar.engine.trainer import train
 from resnet_cifar.models import create_model, list_models
 
-
 # One model per kind of layer: BasicBlock with option A and B shortcuts, Bottleneck, a plain net, the baselines.
 # Tracing resnet1202 alone takes half a minute: the whole zoo is behind the slow marker (make test-all).
 REPRESENTATIVE = ("resnet20", "resnet18", "resnet50", "plain20", "vgg11", "lenet5")

@@ -17,7 +17,6 @@ from resnet_cifar.engine.evaluate import evaluate
 from resnet_cifar.engine.runfolder import SET_ASIDE, RunLock, SetAside
 from resnet_cifar.engine.trainer import train
 
-
 # Runs here test mechanics, not learning: 16x16 images of a small ImageFolder tree (conftest.sample_folder),
 # 200 for training and 100 for testing.
 TINY: dict = {"dataset": "folder", "image_size": 16}
