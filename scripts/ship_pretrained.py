@@ -2,6 +2,8 @@
 package (src/resnet_cifar/pretrained/NAME/) and record them in its manifest.
 
     python scripts/ship_pretrained.py RUN_FOLDER NAME --data-dir DIR --command "THE COMMAND THAT TRAINED IT"
+
+A folder without metrics.csv (e.g. weights converted by convert_zero_pad.py) needs --train-minutes.
 """
 from __future__ import annotations
 
@@ -21,15 +23,18 @@ def main() -> None:
     parser.add_argument("name", help="name users load it by, e.g. resnet20")
     parser.add_argument("--data-dir", required=True, help="folder holding the dataset the run was trained on")
     parser.add_argument("--command", required=True, help="the command that trained the run, for the record")
+    parser.add_argument("--train-minutes", type=float, help="training time, where the folder has no metrics.csv")
     parser.add_argument("--evaluated-on", default="full CIFAR-10 test split of the JPEG-derived copy "
                         "(../shared/data/README.md), not the official files", help="what the test set was")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         results = evaluate(args.run, data_dir=args.data_dir, split="test", out_dir=scratch, download=False)
-    with open(args.run / "metrics.csv") as f:
-        train_seconds = float(list(csv.DictReader(f))[-1]["elapsed_seconds"])
+    minutes = args.train_minutes
+    if minutes is None:
+        with open(args.run / "metrics.csv") as f:
+            minutes = float(list(csv.DictReader(f))[-1]["elapsed_seconds"]) / 60
     entry = add_pretrained(args.run, args.name, test_accuracy=results["accuracy"], evaluated_on=args.evaluated_on,
-                           train_minutes=train_seconds / 60, command=args.command)
+                           train_minutes=minutes, command=args.command)
     print(json.dumps({args.name: entry}, indent=2))
 
 

@@ -35,7 +35,7 @@ def test_every_setting_has_exactly_one_train_option_named_after_it() -> None:
         assert len(actions.get(f.name, [])) == 1, f.name
         assert actions[f.name][0].option_strings[0] == option_name(f.name)
     assert "model_options" not in actions  # built from --stem, --shortcut, --zero-init-residual
-    assert {"stem", "shortcut", "zero_init_residual"} <= set(actions)
+    assert {"stem", "shortcut", "zero_pad", "zero_init_residual"} <= set(actions)
 
 
 def test_each_option_help_is_its_field_help_with_the_default_and_recipe_values() -> None:
@@ -79,12 +79,12 @@ def test_every_option_given_reaches_the_config() -> None:
             argv.append(name)
         else:
             argv += [name, *value] if isinstance(value, list) else [name, value]
-    args = build_parser().parse_args(argv + ["--stem", "imagenet", "--zero-init-residual"])
+    args = build_parser().parse_args(argv + ["--stem", "imagenet", "--zero-pad", "end", "--zero-init-residual"])
     config = _config_from_args(args)
     defaults = TrainConfig()
     for f in config_fields():
         assert getattr(config, f.name) != getattr(defaults, f.name), f.name
-    assert config.model_options == {"stem": "imagenet", "zero_init_residual": True}
+    assert config.model_options == {"stem": "imagenet", "zero_pad": "end", "zero_init_residual": True}
     assert config.milestones == [2, 5] and config.channels_last is True and config.warmup_epochs == 0.5
 
 

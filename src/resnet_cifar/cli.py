@@ -63,7 +63,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def refuse_settings_with_resume(args: argparse.Namespace) -> None:
     """A resumed run keeps its saved settings: name every option given that would be silently ignored."""
     given = [name for name in _given_settings(args) if name not in ("device", "data_dir")]
-    given += [name for name in ("stem", "shortcut") if getattr(args, name) is not None]
+    given += [name for name in ("stem", "shortcut", "zero_pad") if getattr(args, name) is not None]
     given += [name for name in ("zero_init_residual", "overwrite") if getattr(args, name)]
     if given:
         options = ", ".join("--" + name.replace("_", "-") for name in given)
@@ -76,7 +76,7 @@ def _config_from_args(args: argparse.Namespace) -> object:
     """The recipe's settings, overridden by every option given on the command line."""
     from .engine.recipes import recipe_config
 
-    options = {key: value for key, value in (("stem", args.stem), ("shortcut", args.shortcut)) if value is not None}
+    options = {key: getattr(args, key) for key in ("stem", "shortcut", "zero_pad") if getattr(args, key) is not None}
     if args.zero_init_residual:
         options["zero_init_residual"] = True
     given = _given_settings(args)
@@ -162,7 +162,7 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     from .config_options import add_config_options
     from .engine.recipes import RECIPES
-    from .models.blocks import SHORTCUT_TYPES
+    from .models.blocks import SHORTCUT_TYPES, ZERO_PAD_LAYOUTS
     from .models.resnet import STEM_TYPES
 
     recipes = "; ".join(f"{name}: {text}" for name, (text, _) in RECIPES.items())
@@ -188,6 +188,8 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     model = train.add_argument_group("model options (default: the model's own)")
     model.add_argument("--stem", choices=STEM_TYPES, help="model stem")
     model.add_argument("--shortcut", choices=SHORTCUT_TYPES, help="shortcut type of residual models")
+    model.add_argument("--zero-pad", choices=ZERO_PAD_LAYOUTS, help="where option A shortcuts put their zero "
+                       "channels: split (half before, half after the input's, as the reference CIFAR ResNets) or end")
     model.add_argument("--zero-init-residual", action="store_true", help="start every residual branch's last BN "
                        "at zero")
     train.set_defaults(handler=_cmd_train)

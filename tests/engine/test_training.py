@@ -124,6 +124,7 @@ def test_normalisation_comes_from_the_training_data_and_is_saved(tmp_path) -> No
     mean, std = load_dataset("folder", "train", TINY["data_dir"], image_size=(16, 16)).channel_stats()
     assert info["mean"] == mean and info["std"] == std
     assert info["class_names"][0] == "airplane" and info["input_size"] == [3, 16, 16]
+    assert info["model_options"] == {"zero_pad": "split"} and info["format_version"] == 2  # the layout, recorded
 
 
 def test_second_run_into_the_same_folder_is_refused(tmp_path) -> None:

@@ -7,6 +7,7 @@ from torch import nn
 
 from resnet_cifar import create_model
 from resnet_cifar.models import ZeroPadShortcut
+from resnet_cifar.models.blocks import make_shortcut
 
 
 def _zero_branch(block: nn.Module) -> None:
@@ -35,15 +36,24 @@ def test_block_with_zeroed_branch_applies_relu_to_negative_input() -> None:
     assert torch.equal(block(x), F.relu(x))
 
 
-def test_option_a_downsampling_block_subsamples_and_zero_pads() -> None:
+def test_option_a_downsampling_block_subsamples_and_zero_pads_half_before_half_after() -> None:
     block = create_model("resnet20").layer2[0].eval()
     assert isinstance(block.shortcut, ZeroPadShortcut)
     _zero_branch(block)
     x = torch.rand(2, 16, 32, 32)
     out = block(x)
     assert out.shape == (2, 32, 16, 16)
-    assert torch.equal(out[:, :16], x[:, :, ::2, ::2])
-    assert torch.all(out[:, 16:] == 0)
+    # As the reference implementation: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4)), planes 32.
+    assert torch.equal(out[:, 8:24], x[:, :, ::2, ::2])
+    assert torch.all(out[:, :8] == 0) and torch.all(out[:, 24:] == 0)
+
+
+def test_the_two_zero_pad_layouts_on_a_hand_checked_case() -> None:
+    x = torch.arange(1.0, 1 + 2 * 2 * 2).view(1, 2, 2, 2)  # channels [[1, 2], [3, 4]] and [[5, 6], [7, 8]]
+    split, end = make_shortcut("A", 2, 4, 2, zero_pad="split"), make_shortcut("A", 2, 4, 2, zero_pad="end")
+    assert split(x).flatten().tolist() == [0, 1, 5, 0]  # subsampled to one pixel; one zero channel before, one after
+    assert end(x).flatten().tolist() == [1, 5, 0, 0]
+    assert create_model("resnet20", zero_pad="end").layer2[0].shortcut.zeros_before == 0
 
 
 def test_option_a_shortcut_has_no_parameters_and_option_b_projects() -> None:

@@ -186,7 +186,7 @@ def test_the_model_table_knows_families_and_paper_counts() -> None:
     assert set(list_models("plain")) == set(PLAIN_TWINS)
     assert {name: model_spec(name).paper_params for name in list_models() if model_spec(name).paper_params} == \
         PAPER_TABLE6_MILLIONS
-    assert model_options("resnet20") == ["in_channels", "stem", "shortcut", "zero_init_residual"]
+    assert model_options("resnet20") == ["in_channels", "stem", "shortcut", "zero_pad", "zero_init_residual"]
     assert model_spec("resnet20").options["shortcut"] == "A" and model_spec("resnet18").options["shortcut"] == "B"
 
 

@@ -16,9 +16,11 @@ from safetensors.torch import load_file, save
 
 from ..errors import ResnetCifarError
 from ..files import atomic_write, atomic_write_bytes, atomic_write_json
+from ..models.layouts import LEGACY_ZERO_PAD, with_zero_pad
 
-CHECKPOINT_FORMAT = 1
-MODEL_FORMAT = 1
+# Format 2: the zero-pad layout of option A shortcuts is recorded; files of format 1 were trained with "end".
+CHECKPOINT_FORMAT = 2
+MODEL_FORMAT = 2
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
@@ -57,7 +59,17 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if version > CHECKPOINT_FORMAT:
         raise ResnetCifarError(f"{path} has checkpoint format {version!r}; this version reads up to "
                                f"{CHECKPOINT_FORMAT}: upgrade resnet-cifar")
+    if version < 2:
+        for description in (state.get("config"), state.get("model_info")):
+            _with_legacy_layout(description)
     return state
+
+
+def _with_legacy_layout(description: Any) -> None:
+    """Write the zero-pad layout of files before format 2 (``end``) into a config or model description."""
+    if isinstance(description, dict) and isinstance(description.get("model_options", {}), dict):
+        description["model_options"] = with_zero_pad(str(description.get("model")),
+                                                     description.get("model_options", {}), LEGACY_ZERO_PAD)
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:
@@ -122,5 +134,7 @@ def read_model_files(source: Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     if info["format_version"] > MODEL_FORMAT:
         raise ResnetCifarError(f"{info_path} has format {info['format_version']}; this version reads up to "
                                f"{MODEL_FORMAT}: upgrade resnet-cifar")
+    if info["format_version"] < 2:
+        _with_legacy_layout(info)
     return clean_state_dict(weights), info
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from ..models.layouts import with_zero_pad
 from .build import RunParts
 from .checkpoint import clean_state_dict, restore_rng, rng_state
 from .loop import EpochTally
@@ -49,9 +50,10 @@ class TrainState:
     def info(self) -> dict[str, Any]:
         """``model.json``: what rebuilding and using the exported weights needs."""
         parts, config = self.parts, self.parts.config
-        return model_info(config.model, config.model_options, parts.data.train.class_names,
-                          parts.data.train.image_size, parts.mean, parts.std, dataset=config.dataset,
-                          epochs_trained=self.epoch, config=config.to_dict())
+        options = with_zero_pad(config.model, config.model_options)  # the layout written out, not implied
+        return model_info(config.model, options, parts.data.train.class_names, parts.data.train.image_size,
+                          parts.mean, parts.std, dataset=config.dataset, epochs_trained=self.epoch,
+                          config=config.to_dict())
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where the run stands, mid-epoch included (a collective with

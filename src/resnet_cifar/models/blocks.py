@@ -12,6 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 SHORTCUT_TYPES = ("A", "B")
+# Where option A puts its zero channels: "split" half before and half after the input's channels, as the most used
+# reference implementation of the paper's CIFAR nets does (its published weights need it); "end" all after them,
+# the layout of resnet-cifar before model format 2 (models/layouts.py converts such weights exactly).
+ZERO_PAD_LAYOUTS = ("split", "end")
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -25,29 +29,34 @@ def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
 
 
 class ZeroPadShortcut(nn.Module):
-    """Option A: parameter-free shortcut; subsample by ``stride`` and append zero channels."""
+    """Option A: parameter-free shortcut; subsample by ``stride`` and add ``extra_channels`` zero channels, the
+    first ``zeros_before`` of them before the input's channels and the rest after."""
 
-    def __init__(self, stride: int, extra_channels: int) -> None:
+    def __init__(self, stride: int, extra_channels: int, zeros_before: int = 0) -> None:
         super().__init__()
         self.stride = stride
         self.extra_channels = extra_channels
+        self.zeros_before = zeros_before
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+        return F.pad(x, (0, 0, 0, 0, self.zeros_before, self.extra_channels - self.zeros_before))
 
     def extra_repr(self) -> str:
-        return f"stride={self.stride}, extra_channels={self.extra_channels}"
+        return f"stride={self.stride}, extra_channels={self.extra_channels}, zeros_before={self.zeros_before}"
 
 
-def make_shortcut(kind: str | None, in_planes: int, out_planes: int, stride: int) -> nn.Module | None:
-    """The shortcut of one block: ``None`` (plain), identity, option A (zero-pad) or option B (1x1 conv + BN)."""
+def make_shortcut(kind: str | None, in_planes: int, out_planes: int, stride: int,
+                  zero_pad: str = "split") -> nn.Module | None:
+    """The shortcut of one block: ``None`` (plain), identity, option A (zero-pad, ``zero_pad`` layout) or option B
+    (1x1 conv + BN)."""
     if kind is None:
         return None
     if stride == 1 and in_planes == out_planes:
         return nn.Identity()
     if kind == "A":
-        return ZeroPadShortcut(stride, out_planes - in_planes)
+        extra = out_planes - in_planes
+        return ZeroPadShortcut(stride, extra, extra // 2 if zero_pad == "split" else 0)
     return nn.Sequential(conv1x1(in_planes, out_planes, stride), nn.BatchNorm2d(out_planes))
 
 

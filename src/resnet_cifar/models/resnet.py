@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..errors import ResnetCifarError
-from .blocks import SHORTCUT_TYPES, BasicBlock, Bottleneck, conv3x3, make_shortcut
+from .blocks import SHORTCUT_TYPES, ZERO_PAD_LAYOUTS, BasicBlock, Bottleneck, conv3x3, make_shortcut
 
 Block = Type[Union[BasicBlock, Bottleneck]]
 STEM_TYPES = ("cifar", "imagenet")
@@ -24,6 +24,8 @@ class ResNet(nn.Module):
         in_channels: channels of the input image.
         stem: ``"cifar"`` (3x3 conv, stride 1, no pooling) or ``"imagenet"`` (7x7/2 conv + 3x3/2 max-pool).
         shortcut: ``"A"`` (zero-padding identity, no parameters) or ``"B"`` (1x1 conv + BN) where the shape changes.
+        zero_pad: where option A's zero channels go: ``"split"`` (half before, half after the input's channels, as
+            the reference CIFAR implementation) or ``"end"`` (all after; resnet-cifar's layout before format 2).
         residual: ``False`` builds the plain twin: the same layers without any shortcut addition.
         zero_init_residual: start the last BN of every residual branch at 0, so each block starts as identity.
     """
@@ -38,11 +40,12 @@ class ResNet(nn.Module):
         in_channels: int = 3,
         stem: str = "cifar",
         shortcut: str = "B",
+        zero_pad: str = "split",
         residual: bool = True,
         zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
-        _check_options(num_classes, in_channels, stem, shortcut, residual, zero_init_residual)
+        _check_options(num_classes, in_channels, stem, shortcut, zero_pad, residual, zero_init_residual)
         self.in_planes = widths[0]
         if stem == "cifar":
             self.conv1 = conv3x3(in_channels, self.in_planes)
@@ -58,7 +61,8 @@ class ResNet(nn.Module):
         for index, (blocks, width) in enumerate(zip(layers, widths)):
             stride = 1 if index == 0 else 2
             reduction *= stride
-            self.add_module(f"layer{index + 1}", self._make_layer(block, width, blocks, stride, shortcut_kind))
+            self.add_module(f"layer{index + 1}", self._make_layer(block, width, blocks, stride, shortcut_kind,
+                                                                  zero_pad))
             self.feature_info.append({"name": f"layer{index + 1}", "module": f"layer{index + 1}",
                                       "num_chs": self.in_planes, "reduction": reduction})
         self.num_stages = len(layers)
@@ -66,12 +70,13 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(self.in_planes, num_classes)
         self._init_weights(zero_init_residual)
 
-    def _make_layer(self, block: Block, planes: int, blocks: int, stride: int, shortcut: str | None) -> nn.Sequential:
+    def _make_layer(self, block: Block, planes: int, blocks: int, stride: int, shortcut: str | None,
+                    zero_pad: str) -> nn.Sequential:
         layers = []
         for block_stride in [stride] + [1] * (blocks - 1):
             out_planes = planes * block.expansion
             layers.append(block(self.in_planes, planes, block_stride,
-                                make_shortcut(shortcut, self.in_planes, out_planes, block_stride)))
+                                make_shortcut(shortcut, self.in_planes, out_planes, block_stride, zero_pad)))
             self.in_planes = out_planes
         return nn.Sequential(*layers)
 
@@ -107,7 +112,7 @@ class ResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _check_options(num_classes: int, in_channels: int, stem: str, shortcut: str, residual: bool,
+def _check_options(num_classes: int, in_channels: int, stem: str, shortcut: str, zero_pad: str, residual: bool,
                    zero_init_residual: bool) -> None:
     for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -116,5 +121,7 @@ def _check_options(num_classes: int, in_channels: int, stem: str, shortcut: str,
         raise ResnetCifarError(f"unknown stem {stem!r}: choose one of {', '.join(STEM_TYPES)}")
     if shortcut not in SHORTCUT_TYPES:
         raise ResnetCifarError(f"unknown shortcut {shortcut!r}: choose 'A' (zero-padding) or 'B' (projection)")
+    if zero_pad not in ZERO_PAD_LAYOUTS:
+        raise ResnetCifarError(f"unknown zero_pad layout {zero_pad!r}: choose one of {', '.join(ZERO_PAD_LAYOUTS)}")
     if zero_init_residual and not residual:
         raise ResnetCifarError("zero_init_residual needs residual blocks: a plain net would start as all zeros")

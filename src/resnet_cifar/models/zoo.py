@@ -19,7 +19,8 @@ CIFAR_WIDTHS = (16, 32, 64)
 
 def _residual(name: str, description: str, block: Block, layers: Sequence[int], widths: Sequence[int],
               shortcut: str, paper_params: str | None = None) -> ModelSpec:
-    options = {"in_channels": 3, "stem": "cifar", "shortcut": shortcut, "zero_init_residual": False}
+    options = {"in_channels": 3, "stem": "cifar", "shortcut": shortcut, "zero_pad": "split",
+               "zero_init_residual": False}
     return ModelSpec(name, "residual", description, partial(ResNet, block, layers, widths), options, paper_params)
 
 
