@@ -248,6 +248,45 @@ def _add_predict_parser(commands: argparse._SubParsersAction) -> None:
 EXPERIMENT_SETTINGS = ("dataset", "data_dir", "download", "train_subset", "seed", "device", "amp", "channels_last")
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from .engine.published import import_weights
+
+    options = {key: getattr(args, key) for key in ("shortcut", "zero_pad", "stem") if getattr(args, key) is not None}
+    done = import_weights(args.format, args.source, args.out, model=args.model, num_classes=args.num_classes,
+                          dataset=args.dataset, mean=args.mean, std=args.std, **options)
+    print(f"{done.folder}: {done.model} {done.options or ''} with {done.num_classes} classes (use it with: "
+          f"resnet-cifar eval {done.folder}, predict, train --init-from)")
+    return 0
+
+
+def _add_import_parser(commands: argparse._SubParsersAction) -> None:
+    from .engine.published import FORMATS
+    from .models.blocks import SHORTCUT_TYPES, ZERO_PAD_LAYOUTS
+    from .models.resnet import STEM_TYPES
+
+    formats = "; ".join(f"{name}: {spec.description}" + (f" (names: {', '.join(spec.downloads)})"
+                                                         if spec.downloads else "") for name, spec in FORMATS.items())
+    command = commands.add_parser(
+        "import", help="convert a published checkpoint of another project into a model folder",
+        description="Convert published weights into a model folder (model.safetensors + model.json with the "
+                    "classes and the preprocessing the source used) that eval, predict and train --init-from "
+                    "accept. SOURCE is a file, or one of the format's names, downloaded once with a hash check into "
+                    "torch's hub cache.", epilog=f"Formats: {formats}.".replace("%", "%%"))
+    command.add_argument("format", choices=list(FORMATS), help="whose checkpoint it is")
+    command.add_argument("source", help="the checkpoint file, or a name of the format's downloads")
+    command.add_argument("--model", help="our model it is (default: the download's; see 'resnet-cifar models')")
+    command.add_argument("--num-classes", type=int, help="check the head has this many classes (default: the file's)")
+    command.add_argument("--dataset", choices=["cifar10", "cifar100"], help="names the classes and picks the "
+                         "source's preprocessing for it (default: the download's)")
+    command.add_argument("--mean", type=float, nargs=3, help="override the source's normalisation mean")
+    command.add_argument("--std", type=float, nargs=3, help="override the source's normalisation std")
+    command.add_argument("--shortcut", choices=SHORTCUT_TYPES, help="state-dict format: the model's shortcut type")
+    command.add_argument("--zero-pad", choices=ZERO_PAD_LAYOUTS, help="state-dict format: option A's layout")
+    command.add_argument("--stem", choices=STEM_TYPES, help="state-dict format: the model's stem")
+    command.add_argument("--out", required=True, help="the model folder to write")
+    command.set_defaults(handler=_cmd_import)
+
+
 def _experiment_settings(args: argparse.Namespace) -> dict:
     """The shared settings as given (or defaulted) on the command line."""
     return {name: getattr(args, name) for name in EXPERIMENT_SETTINGS}
@@ -368,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_parser(commands)
     _add_predict_parser(commands)
     _add_bench_parser(commands)
+    _add_import_parser(commands)
     _add_experiment_parser(commands)
     return parser
 

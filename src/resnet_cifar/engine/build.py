@@ -18,6 +18,7 @@ from .distributed import World, barrier, convert_sync_batchnorm, device_of_rank
 from .ema import EMA
 from .loop import EVAL_BATCH_SIZE
 from .optim import Scheduler, build_optimizer, build_scheduler
+from .trained import initialise_from
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,11 @@ class RunParts:
         return self.ema.module if self.ema is not None else self.model
 
 
-def build_parts(config: TrainConfig, placement: Placement, world: World = World(), quiet: bool = False) -> RunParts:
+def build_parts(config: TrainConfig, placement: Placement, world: World = World(), quiet: bool = False,
+                fresh: bool = True) -> RunParts:
     """Data, model, loaders, optimizer, schedule, scaler, EMA and the wrapped network of a run, in that order (the
-    model's initialisation draws from ``config.seed`` after the data is loaded)."""
+    model's initialisation draws from ``config.seed`` after the data is loaded). ``fresh``: a new run, whose model
+    starts from ``config.init_from`` when given (a resumed one gets its weights from its checkpoint)."""
     device = placement.device
     set_determinism(config.deterministic, device)
     if world.distributed and config.skip_nonfinite:
@@ -100,7 +103,10 @@ def build_parts(config: TrainConfig, placement: Placement, world: World = World(
     data = _load_splits_in_turn(config, world)
     mean, std = data.train.channel_stats()
     torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=len(data.train.class_names), **config.model_options).to(device)
+    model = create_model(config.model, num_classes=len(data.train.class_names), **config.model_options)
+    if config.init_from and fresh:
+        initialise_from(model, config.init_from, config.model, config.model_options)
+    model = model.to(device)
     if config.sync_bn and world.distributed:
         model = convert_sync_batchnorm(model, device)
     elif config.sync_bn and not quiet:

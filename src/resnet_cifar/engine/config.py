@@ -86,6 +86,9 @@ class TrainConfig:
     skip_nonfinite: bool = setting(False, "skip batches whose loss is NaN/inf instead of stopping")
     device: str = setting("auto", "device", choices=DEVICES, shown="auto: cuda, then mps, then cpu")
     image_size: int = setting(32, "side images are resized to, --dataset folder only")
+    init_from: str = setting("", "start from the weights of this model folder, run folder or .pt (fine-tuning, e.g. "
+                             "of weights from 'resnet-cifar import'); a classifier for another number of classes "
+                             "starts new", shown="none: random initialisation", metavar="DIR")
     model_options: dict[str, Any] = setting(dict, "the model builder's options (--stem, --shortcut, "
                                             "--zero-init-residual)", cli=False)
 

@@ -12,7 +12,8 @@ from torch import nn
 from ..data import ImageSet
 from ..data.loader import BatchLoader
 from ..errors import ResnetCifarError
-from ..models import create_model
+from ..log import notice
+from ..models import create_model, model_spec
 from .checkpoint import read_model_files
 from .loop import EVAL_BATCH_SIZE
 
@@ -65,6 +66,33 @@ def load_trained_model(source: str | Path, device: torch.device | str = "cpu") -
                                f"{' ...' if len(broken) > 3 else ''}): the run that made them diverged")
     model.load_state_dict(weights)
     return TrainedModel(model.to(device).eval(), info)
+
+
+def initialise_from(model: nn.Module, source: str | Path, name: str, options: dict[str, Any]) -> None:
+    """Start ``model`` (model ``name`` with ``options``, as a run builds it) from the weights in ``source`` (a model
+    folder, run folder or checkpoint): fine-tuning. Every weight must fit, except the classifier of a model trained
+    for another number of classes, which starts new."""
+    trained = load_trained_model(source)
+    if trained.info["model"] != name:
+        raise ResnetCifarError(f"{source} holds a {trained.info['model']}, this run trains {name}: give --model "
+                               f"{trained.info['model']}")
+    defaults = model_spec(name).options
+    theirs = {**defaults, **trained.info.get("model_options", {})}
+    ours = {**defaults, **options}
+    differing = [key for key in ours if key != "zero_init_residual" and ours[key] != theirs.get(key)]
+    if differing:
+        saved = ", ".join(f"{key} {theirs.get(key)}" for key in differing)
+        raise ResnetCifarError(f"{source} was trained with {saved}; this run has "
+                               f"{', '.join(f'{key} {ours[key]}' for key in differing)}: give the same model options")
+    weights = trained.model.state_dict()
+    head = [module_name for module_name, module in model.named_modules() if isinstance(module, nn.Linear)][-1]
+    classes = model.get_submodule(head).out_features
+    if classes != trained.info["num_classes"]:
+        notice(f"{source} classifies {trained.info['num_classes']} classes, this run {classes}: its {head} layer "
+               f"starts new, every other weight from {source}")
+        weights = {key: value for key, value in weights.items() if not key.startswith(head + ".")}
+        weights.update({key: value for key, value in model.state_dict().items() if key.startswith(head + ".")})
+    model.load_state_dict(weights)
 
 
 def _check_info(info: Any, source: str) -> None:

@@ -35,9 +35,9 @@ class Run:
     (``engine.policies``: evaluate, checkpoint, stop; ``engine.callbacks``: reports)."""
 
     def __init__(self, config: TrainConfig, folder: Path, stop: StopRequests, quiet: bool = False,
-                 world: World = World(), placement: Placement | None = None) -> None:
+                 world: World = World(), placement: Placement | None = None, fresh: bool = True) -> None:
         self.folder, self.world = folder, world
-        self.parts = build_parts(config, placement or resolve_placement(config, world), world, quiet)
+        self.parts = build_parts(config, placement or resolve_placement(config, world), world, quiet, fresh)
         self.state = TrainState(self.parts)
         self.start_clock()
         self.console = ConsoleLog(config.epochs, quiet or not world.is_main)
@@ -232,7 +232,7 @@ def _resume_point(folder: Path) -> tuple[TrainConfig, dict[str, Any] | None]:
 def _start_run(folder: Path, config: TrainConfig, state: dict[str, Any] | None, stop: StopRequests, quiet: bool,
                world: World, placement: Placement) -> Run:
     """Build the run (restored from ``state`` when resuming) and record its settings in ``config.json``."""
-    run = Run(config, folder, stop, quiet, world, placement)
+    run = Run(config, folder, stop, quiet, world, placement, fresh=state is None)
     if state is not None:
         try:
             run.state.load_state_dict(state)
