@@ -1,12 +1,12 @@
 # Two commands on a fresh machine: `make demo` (the main job) and `make test` (the test suite).
 # Torch is pinned here only, to the CPU build that lies on this machine's disk, so the venv stays small;
-# the package itself accepts any torch >= 2.2.
+# the package itself accepts any torch >= 2.3 (make test-compat tests that floor).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test test-all bench bench-baseline clean
+.PHONY: demo test test-all test-compat bench bench-baseline clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,23 @@ test: $(VENV)/.installed
 
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "slow or not slow"
+
+# The oldest torch we declare (pyproject.toml), from PyPI: a CUDA build of about 2.5 GB with its NVIDIA libraries
+# (it runs on the CPU too), so its venv is kept between runs outside the checkout. A smoke subset: the README's
+# commands end to end, resume, several processes (gloo), import and fine-tuning; int8 needs a newer torch.
+TORCH_FLOOR ?= 2.3.1
+COMPAT_VENV ?= $(HOME)/.cache/resnet-cifar/venv-torch-$(TORCH_FLOOR)
+COMPAT_TESTS := tests/test_cli_main.py tests/test_readme.py tests/engine/test_training.py \
+	tests/engine/test_distributed.py tests/engine/test_published.py tests/engine/test_int8.py tests/test_layers.py
+$(COMPAT_VENV)/.installed-$(TORCH_FLOOR):
+	test -x $(COMPAT_VENV)/bin/python || $(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet torch==$(TORCH_FLOOR)
+	touch $@
+
+test-compat: $(COMPAT_VENV)/.installed-$(TORCH_FLOOR)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet -e ".[tensorboard]" pytest pytest-xdist
+	$(COMPAT_VENV)/bin/python -c "import torch; assert torch.__version__.startswith('$(TORCH_FLOOR)'), torch.__version__"
+	$(COMPAT_VENV)/bin/python -m pytest -n $(TEST_PROCESSES) --dist loadfile $(COMPAT_TESTS)
 
 # Throughput table of this device (see BENCHMARKS.md).
 bench: $(VENV)/.installed

@@ -126,7 +126,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench_report, format_report, run_bench
     from .engine.device import resolve_device
-    from .engine.int8 import INSTALL_HINT, int8_available
+    from .engine.int8 import int8_unavailable_reason
 
     for size in args.batch_sizes:
         require_positive_int("batch_sizes", size)
@@ -134,8 +134,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.warmup < 0:
         raise ResnetCifarError(f"--warmup must be an integer >= 0, got {args.warmup}")
     device = resolve_device(args.device)
-    if device.type == "cpu" and not int8_available():
-        print(f"note: no int8 inference rows; {INSTALL_HINT}", file=sys.stderr)
+    if device.type == "cpu" and (reason := int8_unavailable_reason()):
+        print(f"note: no int8 inference rows; {reason}", file=sys.stderr)
     rows = run_bench(args.models, args.batch_sizes, device, steps=args.steps, warmup=args.warmup,
                      compile_too=args.compile)
     report = bench_report(rows, device)

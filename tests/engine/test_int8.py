@@ -10,12 +10,12 @@ import torch
 from resnet_cifar.data import load_dataset
 from resnet_cifar.engine.config import TrainConfig
 from resnet_cifar.engine.evaluate import evaluate
-from resnet_cifar.engine.int8 import int8_available, quantize_int8
+from resnet_cifar.engine.int8 import int8_available, int8_unavailable_reason, quantize_int8
 from resnet_cifar.engine.trained import load_trained_model
 from resnet_cifar.engine.trainer import train
 from resnet_cifar.errors import ResnetCifarError
 
-needs_torchao = pytest.mark.skipif(not int8_available(), reason="torchao is not installed")
+needs_torchao = pytest.mark.skipif(not int8_available(), reason=str(int8_unavailable_reason()))
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,33 @@ def test_activations_keep_to_7_bits_on_cpus_without_vnni(trained_run, monkeypatc
 
 
 def test_without_torchao_int8_says_how_to_install_it(trained_run, monkeypatch) -> None:
+    monkeypatch.setattr(torch, "__version__", "2.13.0")  # a torch that torchao supports, on any test machine
     monkeypatch.setitem(sys.modules, "torchao.quantization.pt2e", None)
     assert not int8_available()
     with pytest.raises(ResnetCifarError, match=r"pip install 'resnet-cifar\[int8\]'"):
         evaluate(trained_run, out_dir=trained_run / "refused", int8=True)
+
+
+@pytest.mark.parametrize("failure", [AttributeError("module 'torch' has no attribute 'int1'"),
+                                     RuntimeError("operator torchao::x does not exist")])
+def test_torchao_failing_inside_its_import_means_unavailable_with_the_reason(monkeypatch, failure) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def failing(name, *args, **kwargs):
+        if name.startswith("torchao"):
+            raise failure
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "__version__", "2.13.0")  # a torch that torchao supports, on any test machine
+    monkeypatch.setattr(builtins, "__import__", failing)
+    assert not int8_available()
+    reason = int8_unavailable_reason()
+    assert "torchao fails to import on torch 2.13.0" in reason and str(failure) in reason
+
+
+def test_an_old_torch_is_named_before_torchao_is_tried(monkeypatch) -> None:
+    monkeypatch.setattr(torch, "__version__", "2.5.1+cu121")
+    assert int8_unavailable_reason() == "int8 inference needs torch >= 2.11 (torchao's requirement); this is torch " \
+                                        "2.5.1+cu121"

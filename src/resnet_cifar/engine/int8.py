@@ -20,6 +20,8 @@ from ..errors import ResnetCifarError
 from ..models.fold import fold_batchnorm
 from .device import cpu_has_vnni
 
+# torchao's compiled extensions need this torch or newer (its own requirement, and what our int8 extra declares).
+INT8_MIN_TORCH = (2, 11)
 INSTALL_HINT = "int8 inference needs torchao: pip install 'resnet-cifar[int8]'"
 # Loggers that report torchao's optional CUDA kernels missing, and a torch deprecation notice torchao triggers.
 _NOISY_LOGGERS = ("torchao", "torch.utils._pytree")
@@ -43,23 +45,36 @@ def _quiet() -> Iterator[None]:
 
 
 def int8_available() -> bool:
-    """Whether torchao can be imported here."""
+    """Whether int8 inference works here (torchao imports on this torch)."""
+    return int8_unavailable_reason() is None
+
+
+def int8_unavailable_reason() -> str | None:
+    """Why int8 inference is not available here, in one line, or ``None`` when it is."""
     try:
         _torchao()
-    except ResnetCifarError:
-        return False
-    return True
+    except ResnetCifarError as error:
+        return str(error)
+    return None
 
 
 def _torchao() -> SimpleNamespace:
-    """The torchao functions of the PT2E flow, imported quietly."""
+    """The torchao functions of the PT2E flow, imported quietly. Any failure to import them means int8 is not
+    available: torchao raises ImportError when absent, and AttributeError or others on a torch it does not support."""
+    version = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+    if version < INT8_MIN_TORCH:
+        raise ResnetCifarError(f"int8 inference needs torch >= {'.'.join(map(str, INT8_MIN_TORCH))} (torchao's "
+                               f"requirement); this is torch {torch.__version__}")
     with _quiet():
         try:
             from torchao.quantization.pt2e import move_exported_model_to_eval
             from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
             from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
         except ImportError as error:
-            raise ResnetCifarError(f"{INSTALL_HINT} ({error})") from None
+            raise ResnetCifarError(f"{INSTALL_HINT} ({_first_line(error)})") from None
+        except Exception as error:  # noqa: BLE001  torchao failing inside its own import, on this torch
+            raise ResnetCifarError(f"int8 inference is not available: torchao fails to import on torch "
+                                   f"{torch.__version__} ({type(error).__name__}: {_first_line(error)})") from None
     return SimpleNamespace(prepare=prepare_pt2e, convert=convert_pt2e, to_eval=move_exported_model_to_eval,
                            quantizer=x86.X86InductorQuantizer,
                            default_config=x86.get_default_x86_inductor_quantization_config)
@@ -126,3 +141,8 @@ def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor], chunk: 
         ao.to_eval(converted)
     # Prepacked weights need static shapes: hence one batch size and the chunks.
     return Int8Model(torch.compile(converted, dynamic=False), chunk)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
