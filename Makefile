@@ -39,18 +39,23 @@ test-all: $(VENV)/.installed
 # The oldest torch we declare (pyproject.toml), from PyPI: a CUDA build of about 2.5 GB with its NVIDIA libraries
 # (it runs on the CPU too), so its venv is kept between runs outside the checkout. A smoke subset: the README's
 # commands end to end, resume, several processes (gloo), import and fine-tuning; int8 needs a newer torch.
+# The oldest Python we declare too, where one runs (on PATH or in pyenv), else the default one.
 TORCH_FLOOR ?= 2.3.1
-COMPAT_VENV ?= $(HOME)/.cache/resnet-cifar/venv-torch-$(TORCH_FLOOR)
+FLOOR_PYTHON := $(shell for p in python3.10 $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10); do \
+	$$p -c "" 2>/dev/null && { command -v $$p; break; }; done)
+COMPAT_PYTHON ?= $(or $(FLOOR_PYTHON),$(PYTHON))
+COMPAT_VENV ?= $(HOME)/.cache/resnet-cifar/venv-torch-$(TORCH_FLOOR)-$(notdir $(COMPAT_PYTHON))
 COMPAT_TESTS := tests/test_cli_main.py tests/test_readme.py tests/engine/test_training.py \
 	tests/engine/test_distributed.py tests/engine/test_published.py tests/engine/test_int8.py tests/test_layers.py
 $(COMPAT_VENV)/.installed-$(TORCH_FLOOR):
-	test -x $(COMPAT_VENV)/bin/python || $(PYTHON) -m venv $(COMPAT_VENV)
+	test -x $(COMPAT_VENV)/bin/python || $(COMPAT_PYTHON) -m venv $(COMPAT_VENV)
 	$(COMPAT_VENV)/bin/python -m pip install --quiet torch==$(TORCH_FLOOR)
 	touch $@
 
 test-compat: $(COMPAT_VENV)/.installed-$(TORCH_FLOOR)
 	$(COMPAT_VENV)/bin/python -m pip install --quiet -e ".[tensorboard]" pytest pytest-xdist
-	$(COMPAT_VENV)/bin/python -c "import torch; assert torch.__version__.startswith('$(TORCH_FLOOR)'), torch.__version__"
+	$(COMPAT_VENV)/bin/python -c "import sys, torch; print('Python', sys.version.split()[0], 'torch', torch.__version__); \
+		assert torch.__version__.startswith('$(TORCH_FLOOR)'), torch.__version__"
 	$(COMPAT_VENV)/bin/python -m pytest -n $(TEST_PROCESSES) --dist loadfile $(COMPAT_TESTS)
 
 # Throughput table of this device (see BENCHMARKS.md).

@@ -29,3 +29,19 @@ def test_curves_are_redrawn_every_epoch_when_the_interval_has_passed(monkeypatch
     plot.on_epoch_end(history[1], history)
     plot.close()
     assert drawn == [1, 2]
+
+
+def test_tensorboard_that_fails_to_import_is_only_unavailable(monkeypatch) -> None:
+    import builtins
+    import sys
+
+    real_import = builtins.__import__
+
+    def failing(name, *args, **kwargs):
+        if name == "tensorboard":
+            raise AttributeError("module 'numpy' has no attribute 'object'")  # as old tensorboards on new numpy
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "tensorboard", raising=False)
+    monkeypatch.setattr(builtins, "__import__", failing)
+    assert callbacks.tensorboard_available() is False

@@ -144,9 +144,10 @@ class TensorBoardLog(Callback):
 
 
 def tensorboard_available() -> bool:
-    """Whether the optional ``tensorboard`` package is installed."""
+    """Whether the optional ``tensorboard`` package imports here (any failure, not only its absence, means no: an
+    optional extra never stops a run)."""
     try:
         import tensorboard  # noqa: F401
-    except ImportError:
+    except Exception:  # noqa: BLE001
         return False
     return True
