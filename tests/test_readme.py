@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import torch
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -36,3 +38,16 @@ def test_readme_pretrained_example_runs(tmp_path, make_image, monkeypatch) -> No
 def test_readme_models_example_runs(tmp_path, make_image, monkeypatch) -> None:
     namespace = _run_readme_example("net.forward_head(", tmp_path, make_image, monkeypatch)
     assert namespace["features"].shape == (2, 512, 4, 4) and namespace["logits"].shape == (2, 10)
+
+
+def test_readme_onnxruntime_example_classifies_from_the_file_alone(tmp_path, make_image, monkeypatch) -> None:
+    from resnet_cifar.engine.export import export
+    from resnet_cifar.engine.pretrained import load_pretrained
+
+    trained = load_pretrained("resnet20")
+    export(trained, "onnx", tmp_path / "resnet20.onnx")
+    namespace = _run_readme_example("onnxruntime.InferenceSession(", tmp_path, make_image, monkeypatch)
+    with torch.no_grad():
+        images = torch.from_numpy(namespace["pixels"].transpose(2, 0, 1)[None].astype("float32"))
+        expected = trained.model(images).argmax().item()
+    assert int(namespace["logits"].argmax()) == expected

@@ -248,6 +248,51 @@ def _add_predict_parser(commands: argparse._SubParsersAction) -> None:
 EXPERIMENT_SETTINGS = ("dataset", "data_dir", "download", "train_subset", "seed", "device", "amp", "channels_last")
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .engine.export import SUFFIXES, export
+    from .engine.pretrained import load_pretrained
+    from .engine.trained import load_trained_model
+
+    if (args.source is None) == (args.pretrained is None):
+        raise ResnetCifarError("give either a run folder / model folder / .pt file or --pretrained NAME")
+    trained = load_pretrained(args.pretrained) if args.pretrained else load_trained_model(args.source)
+    if args.batch == "dynamic":
+        batch = None
+    elif args.batch.isdigit() and int(args.batch) > 0:
+        batch = int(args.batch)
+    else:
+        raise ResnetCifarError(f"--batch must be a positive integer or 'dynamic', got {args.batch!r}")
+    default_folder = Path(args.source) if args.source and Path(args.source).is_dir() else \
+        Path(args.source).parent if args.source else Path(".")
+    name = args.pretrained or "model"
+    out = Path(args.out) if args.out else default_folder / f"{name}{SUFFIXES[args.format]}"
+    done = export(trained, args.format, out, batch=batch)
+    print(f"{done.path}: {args.format}, batch {batch or 'dynamic'}; verified against PyTorch: largest logit "
+          f"difference {done.max_difference:.2g} (allowed {1e-4 * done.scale:.2g})")
+    return 0
+
+
+def _add_export_parser(commands: argparse._SubParsersAction) -> None:
+    from .engine.export import FORMATS
+
+    command = commands.add_parser(
+        "export", help="write a model as ONNX, OpenVINO IR or a torch.export program, verified against PyTorch",
+        description="Export a trained model with its framework's own exporter; the class names, mean/std and input "
+                    "size travel in the file's metadata (ONNX metadata_props, OpenVINO rt_info, a JSON beside a "
+                    ".pt2). The exported model's logits on a fixed batch must equal PyTorch's within 1e-4 of the "
+                    "largest logit, or nothing is written.")
+    command.add_argument("source", nargs="?", help="run folder, model folder (model.safetensors) or .pt checkpoint")
+    command.add_argument("--pretrained", metavar="NAME", help=f"export shipped weights instead ({_pretrained_names()})")
+    command.add_argument("--format", required=True, choices=FORMATS, help="onnx (needs the onnx extra), openvino "
+                         "(.xml + .bin; the openvino extra) or pt2 (torch.export.load, no extra)")
+    command.add_argument("--out", help="the file to write (default: MODEL.onnx/.xml/.pt2 beside the weights, or "
+                         "./NAME.* for --pretrained)")
+    command.add_argument("--batch", default="dynamic", help="a fixed batch size, or dynamic (default)")
+    command.set_defaults(handler=_cmd_export)
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
     from .engine.published import import_weights
 
@@ -408,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict_parser(commands)
     _add_bench_parser(commands)
     _add_import_parser(commands)
+    _add_export_parser(commands)
     _add_experiment_parser(commands)
     return parser
 

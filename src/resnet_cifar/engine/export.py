@@ -1,0 +1,192 @@
+"""``resnet-cifar export``: a trained model as an ONNX file, an OpenVINO IR or a ``torch.export`` program, with its
+preprocessing in the file's metadata, verified against PyTorch before it is called done.
+
+Each format is written with its framework's own exporter (``torch.onnx.export``, ``openvino.convert_model``,
+``torch.export``); the runtimes are optional extras (``onnx``, ``openvino``), imported only here.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from ..errors import ResnetCifarError
+from ..files import atomic_write, atomic_write_json
+from .trained import TrainedModel
+
+FORMATS = ("onnx", "openvino", "pt2")
+SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "pt2": ".pt2"}
+EXTRAS = {"onnx": "onnx", "openvino": "openvino"}
+ONNX_OPSET = 18
+# Largest logit difference allowed, relative to the largest logit (at least 1): float32 runtimes add and multiply
+# in other orders than PyTorch, and deep nets carry the rounding through.
+TOLERANCE = 1e-4
+VERIFY_BATCH = 8
+
+
+@dataclass
+class Exported:
+    """What ``export`` wrote and how the check went."""
+
+    path: Path
+    format: str
+    max_difference: float
+    scale: float
+
+
+def metadata(trained: TrainedModel) -> dict[str, str]:
+    """What the file carries so that it alone classifies an image: strings, as ONNX and OpenVINO store them."""
+    info = trained.info
+    return {"model": info["model"], "class_names": json.dumps(trained.class_names), "mean": json.dumps(trained.mean),
+            "std": json.dumps(trained.std), "input_size": json.dumps(list(trained.input_size)),
+            "model_options": json.dumps(info.get("model_options", {})), "producer": "resnet-cifar"}
+
+
+def export(trained: TrainedModel, format_name: str, out: Path, *, batch: int | None = None) -> Exported:
+    """Write ``trained`` in ``format_name`` to ``out`` (batch axis dynamic unless ``batch``) and verify it: its
+    logits on a fixed batch must equal PyTorch's within ``TOLERANCE``, or ``ResnetCifarError`` is raised and the
+    file removed."""
+    if format_name not in FORMATS:
+        raise ResnetCifarError(f"unknown format {format_name!r}: choose one of {', '.join(FORMATS)}")
+    if batch is not None and batch < 1:
+        raise ResnetCifarError(f"--batch must be a positive integer or 'dynamic', got {batch}")
+    model = trained.model.float().eval().cpu()
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(batch or VERIFY_BATCH, *trained.input_size, generator=generator)
+    with torch.no_grad():
+        reference = model(images)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer, runner = {"onnx": (_write_onnx, _run_onnx), "openvino": (_write_openvino, _run_openvino),
+                      "pt2": (_write_pt2, _run_pt2)}[format_name]
+    writer(model, images, out, metadata(trained), batch is None)
+    try:
+        found = torch.from_numpy(np.asarray(runner(out, images.numpy())))
+    except ResnetCifarError:
+        _remove(out, format_name)
+        raise
+    difference, scale = float((found - reference).abs().max()), max(1.0, float(reference.abs().max()))
+    if not difference <= TOLERANCE * scale:
+        _remove(out, format_name)
+        raise ResnetCifarError(f"the {format_name} export differs from PyTorch by {difference:.3g} in the logits "
+                               f"(allowed {TOLERANCE * scale:.3g}): nothing was written")
+    return Exported(out, format_name, difference, scale)
+
+
+def _dynamic_batch(dynamic: bool) -> tuple | None:
+    return ({0: torch.export.Dim("batch", min=1, max=65536)},) if dynamic else None
+
+
+def _write_onnx(model: torch.nn.Module, images: torch.Tensor, out: Path, meta: dict[str, str], dynamic: bool) -> None:
+    onnx = _require("onnx", "onnx")
+    _require("onnxscript", "onnx")
+    with tempfile.TemporaryDirectory() as scratch, _quiet_exporter():
+        program = torch.onnx.export(model, (images,), dynamo=True, opset_version=ONNX_OPSET,
+                                    dynamic_shapes=_dynamic_batch(dynamic), verbose=False)
+        program.save(str(Path(scratch) / "model.onnx"))
+        proto = onnx.load(str(Path(scratch) / "model.onnx"))
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    atomic_write(out, lambda f: f.write(proto.SerializeToString()))
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Without the ONNX exporter's progress lines and its notes on torchvision's operators (which we do not use)."""
+    log = logging.getLogger("torch.onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        log.setLevel(level)
+
+
+def _run_onnx(path: Path, images: np.ndarray) -> np.ndarray:
+    session = load_onnx(path)
+    return session.run(None, {session.get_inputs()[0].name: images})[0]
+
+
+def load_onnx(path: Path) -> Any:
+    """An onnxruntime session of ``path`` on the CPU; a damaged file is a one-line error."""
+    ort = _require("onnxruntime", "onnx")
+    try:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as error:  # noqa: BLE001  onnxruntime raises its own exception types
+        raise ResnetCifarError(f"{path} is not a loadable ONNX model ({_first_line(error)})") from None
+
+
+def _write_openvino(model: torch.nn.Module, images: torch.Tensor, out: Path, meta: dict[str, str],
+                    dynamic: bool) -> None:
+    ov = _require("openvino", "openvino")
+    if out.suffix != ".xml":
+        raise ResnetCifarError(f"an OpenVINO model is an .xml file (with a .bin beside it), not {out.name}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shape = [-1 if dynamic else len(images), *images.shape[1:]]
+        converted = ov.convert_model(model, example_input=images, input=[shape])
+    for key, value in meta.items():
+        converted.set_rt_info(value, ["resnet_cifar", key])
+    ov.save_model(converted, str(out), compress_to_fp16=False)  # float32 weights, as trained
+
+
+def _run_openvino(path: Path, images: np.ndarray) -> np.ndarray:
+    return load_openvino(path)(images)[0]
+
+
+def load_openvino(path: Path, precision: str = "f32") -> Callable:
+    """A compiled OpenVINO model of ``path`` on the CPU in ``precision`` (f32, or bf16 where the CPU has it)."""
+    ov = _require("openvino", "openvino")
+    core = ov.Core()
+    try:
+        return core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": precision})
+    except Exception as error:  # noqa: BLE001  OpenVINO raises RuntimeError with C++ messages
+        raise ResnetCifarError(f"{path} is not a loadable OpenVINO model ({_first_line(error)})") from None
+
+
+def _write_pt2(model: torch.nn.Module, images: torch.Tensor, out: Path, meta: dict[str, str], dynamic: bool) -> None:
+    program = torch.export.export(model, (images,), dynamic_shapes=_dynamic_batch(dynamic))
+    atomic_write(out, lambda f: torch.export.save(program, f))
+    atomic_write_json(out.with_suffix(".json"), {key: json.loads(value) if key not in ("model", "producer") else value
+                                                 for key, value in meta.items()})
+
+
+def _run_pt2(path: Path, images: np.ndarray) -> np.ndarray:
+    try:
+        program = torch.export.load(str(path))
+    except Exception as error:  # noqa: BLE001  a damaged archive can fail anywhere in the loader
+        raise ResnetCifarError(f"{path} is not a loadable torch.export program ({_first_line(error)})") from None
+    with torch.no_grad():
+        return program.module()(torch.from_numpy(images)).numpy()
+
+
+def _remove(out: Path, format_name: str) -> None:
+    for path in (out, out.with_suffix(".bin") if format_name == "openvino" else None,
+                 out.with_suffix(".json") if format_name == "pt2" else None):
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+
+def _require(module: str, extra: str) -> Any:
+    """Import an optional runtime; any failure is the one-line error that names the extra to install."""
+    try:
+        return __import__(module)
+    except Exception as error:  # noqa: BLE001  a broken install fails in many ways; each means "not available"
+        raise ResnetCifarError(f"this format needs {module}: pip install 'resnet-cifar[{extra}]' "
+                               f"({type(error).__name__}: {_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
