@@ -10,6 +10,7 @@ from resnet_cifar import bench
 from resnet_cifar.bench import INFER_VARIANTS, TRAIN_VARIANTS, bench_report, format_report, run_bench
 from resnet_cifar.cli import main
 from resnet_cifar.engine import threads
+from resnet_cifar.engine.backends import installed
 from resnet_cifar.engine.device import cpu_supports_bf16
 from resnet_cifar.engine.int8 import int8_available
 from resnet_cifar.flops import model_flops
@@ -24,7 +25,8 @@ def rows() -> list[dict]:
 def _expected_variants(variants: tuple) -> set[str]:
     """The variants this CPU can run: bf16 ones need native bf16, int8 ones the int8 extra."""
     return {v.name for v in variants
-            if (int8_available() if v.int8 else v.amp is not torch.bfloat16 or cpu_supports_bf16())}
+            if (int8_available() if v.int8 else installed(v.runtime) if v.runtime
+                else v.amp is not torch.bfloat16 or cpu_supports_bf16())}
 
 
 def test_rows_cover_every_variant_this_cpu_can_run_and_the_data_pipeline(rows) -> None:

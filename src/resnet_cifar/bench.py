@@ -17,11 +17,13 @@ from torch import nn
 
 from .data import ImageSet
 from .data.loader import Augment, BatchLoader
+from .engine.backends import installed, runnable
 from .engine.config import TrainConfig
 from .engine.device import autocast, cpu_supports_bf16, set_determinism, synchronize
 from .engine.int8 import int8_available, quantize_int8
 from .engine.loop import backward_step, forward_loss
 from .engine.optim import build_optimizer
+from .engine.trained import TrainedModel, model_info
 from .flops import model_flops, practical_peak
 from .models import create_model
 from .models.fold import fold_batchnorm
@@ -37,13 +39,15 @@ class Variant:
     compile: bool = False
     fold_bn: bool = False  # inference only
     int8: bool = False  # inference on the CPU only, with torchao: quantised after folding, compiled
+    runtime: str | None = None  # inference on the CPU only: the model exported and run by onnxruntime/openvino
 
 
 TRAIN_VARIANTS = (Variant("float32"), Variant("bf16", torch.bfloat16),
                   Variant("bf16 + channels_last", torch.bfloat16, channels_last=True))
 INFER_VARIANTS = (Variant("float32"), Variant("float32 + folded BN", fold_bn=True),
                   Variant("bf16 + channels_last + folded BN", torch.bfloat16, channels_last=True, fold_bn=True),
-                  Variant("int8 + channels_last + folded BN", channels_last=True, fold_bn=True, int8=True))
+                  Variant("int8 + channels_last + folded BN", channels_last=True, fold_bn=True, int8=True),
+                  Variant("onnxruntime float32", runtime="onnxruntime"), Variant("openvino float32", runtime="openvino"))
 
 
 def _images_per_second(step: Callable[[], None], images_per_step: int, device: torch.device, steps: int,
@@ -93,6 +97,9 @@ def inference_throughput(name: str, batch_size: int, device: torch.device, varia
     images = torch.randn(batch_size, 3, 32, 32, device=device)
     if variant.int8:
         network: nn.Module = quantize_int8(model, [images], chunk=batch_size)
+    elif variant.runtime:
+        info = model_info(name, {}, [str(i) for i in range(10)], (3, 32, 32), [0.5] * 3, [0.25] * 3)
+        network = runnable(TrainedModel(model, info), variant.runtime)
     else:
         if variant.fold_bn:
             model = fold_batchnorm(model)
@@ -135,6 +142,8 @@ def run_bench(models: Sequence[str], batch_sizes: Sequence[int], device: torch.d
     def runs_here(variant: Variant) -> bool:
         if variant.int8:
             return device.type == "cpu" and int8_available()
+        if variant.runtime:
+            return device.type == "cpu" and installed(variant.runtime)
         return not (variant.amp is torch.bfloat16 and device.type == "cpu" and not cpu_supports_bf16())
 
     peak_of = functools.cache(lambda dtype: practical_peak(device, dtype))

@@ -100,7 +100,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.pretrained:  # shipped weights: results go to ./eval-NAME, not into the installed package
         source, out = pretrained_weights(args.pretrained), args.out or f"eval-{args.pretrained}"
     results = evaluate(source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, tta=args.tta,
-                       out_dir=out, device=args.device, download=args.download, int8=args.int8)
+                       out_dir=out, device=args.device, download=args.download, int8=args.int8, backend=args.backend)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -118,7 +118,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise ResnetCifarError("give a run folder / weights file (or --pretrained NAME), then images to classify")
     else:
         source, inputs = args.paths[0], args.paths[1:]
-    results = predict(source, inputs, top_k=args.top_k, device=args.device, timeout=args.timeout)
+    results = predict(source, inputs, top_k=args.top_k, device=args.device, timeout=args.timeout,
+                      backend=args.backend)
     print(json.dumps(results, indent=2) if args.json else format_predictions(results))
     return 0
 
@@ -195,6 +196,14 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     train.set_defaults(handler=_cmd_train)
 
 
+def _add_backend_option(parser: argparse.ArgumentParser) -> None:
+    from .engine.backends import AUTO_ORDER, BACKENDS
+
+    parser.add_argument("--backend", default="torch", choices=BACKENDS, help="what runs the model: torch (default), "
+                        "or on the CPU the model exported and run by onnxruntime or openvino (the onnx/openvino "
+                        f"extras); auto: on a CPU the first installed of {', '.join(AUTO_ORDER)}, else torch")
+
+
 def _pretrained_names() -> str:
     from .engine.pretrained import list_pretrained
 
@@ -223,6 +232,7 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--out", help="folder for eval.json and the figures (default: beside the weights)")
     evaluate.add_argument("--device", default="auto", choices=DEVICES, help="(default auto)")
     evaluate.add_argument("--json", action="store_true", help="also print the results as JSON")
+    _add_backend_option(evaluate)
     _add_threads_option(evaluate)
     evaluate.set_defaults(handler=_cmd_eval)
 
@@ -240,6 +250,7 @@ def _add_predict_parser(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--device", default="auto", choices=DEVICES, help="(default auto)")
     predict.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a URL (default 10)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_backend_option(predict)
     _add_threads_option(predict)
     predict.set_defaults(handler=_cmd_predict)
 

@@ -10,6 +10,7 @@ from ..data import load_dataset
 from ..errors import ResnetCifarError
 from ..files import atomic_write_json
 from ..plots import plot_confusion, plot_image_grid
+from .backends import resolve_backend, runnable
 from .device import resolve_device
 from .int8 import Int8Model, quantize_int8
 from .loop import EVAL_BATCH_SIZE, Predictions, predict_batches
@@ -21,13 +22,18 @@ INT8_CALIBRATION_IMAGES = 1000
 
 def evaluate(source: str | Path, *, dataset: str | None = None, data_dir: str | Path | None = None,
              split: str = "test", tta: bool = False, out_dir: str | Path | None = None,
-             device: str = "auto", download: bool = True, int8: bool = False) -> dict[str, Any]:
+             device: str = "auto", download: bool = True, int8: bool = False, backend: str = "torch") -> dict[str, Any]:
     """Evaluate saved weights on a dataset split; writes ``eval.json`` and the figures, returns the results.
 
     ``dataset``/``data_dir`` default to those the model was trained on; ``out_dir`` to the run folder. ``int8``
-    evaluates the model quantised to int8 on the CPU (calibrated on training images; needs torchao).
+    evaluates the model quantised to int8 on the CPU (calibrated on training images; needs torchao). ``backend``
+    runs it with PyTorch or, exported, with ONNX Runtime or OpenVINO on the CPU (``engine.backends``).
     """
-    trained = load_trained_model(source, resolve_device("cpu" if int8 and device == "auto" else device))
+    on_cpu = (int8 or backend not in ("torch", "auto")) and device == "auto"
+    trained = load_trained_model(source, resolve_device("cpu" if on_cpu else device))
+    backend = resolve_backend(backend, next(trained.model.parameters()).device)
+    if int8 and backend != "torch":
+        raise ResnetCifarError(f"--int8 runs with --backend torch, not {backend}")
     config = trained.info.get("config", {})
     dataset = dataset or trained.info.get("dataset", "cifar10")
     data_dir = data_dir if data_dir is not None else config.get("data_dir", "data")
@@ -36,10 +42,11 @@ def evaluate(source: str | Path, *, dataset: str | None = None, data_dir: str | 
     if data.class_names != trained.class_names:
         raise ResnetCifarError(f"{dataset} has classes {data.class_names[:5]}..., the model knows "
                                f"{trained.class_names[:5]}...: evaluate on the dataset it was trained for")
-    model = _int8_model(trained, dataset, data_dir, download) if int8 else trained.model
+    model = _int8_model(trained, dataset, data_dir, download) if int8 else runnable(trained, backend)
     predictions = predict_batches(model, trained.batches(data), tta=tta)
     results = summarise(predictions, trained.class_names)
-    results.update({"source": str(source), "dataset": dataset, "split": split, "tta": tta, "int8": int8})
+    results.update({"source": str(source), "dataset": dataset, "split": split, "tta": tta, "int8": int8,
+                    "backend": backend})
     out = Path(out_dir) if out_dir is not None else _default_out(Path(source))
     write_reports(out, data.images, predictions, trained.class_names, results)
     return results

@@ -17,6 +17,7 @@ from ..data import ImageSet
 from ..data.images import IMAGE_SUFFIXES, decode_image
 from ..errors import ResnetCifarError
 from ..models.fold import fold_batchnorm
+from .backends import resolve_backend, runnable
 from .device import resolve_device
 from .loop import predict_batches
 from .trained import TrainedModel, load_trained_model
@@ -128,10 +129,14 @@ def load_input(item: str, size: tuple[int, int], timeout: float = URL_TIMEOUT_S)
 
 
 def predict(source: str | Path | TrainedModel, inputs: Sequence[str], *, top_k: int = 5,
-            device: str = "auto", timeout: float = URL_TIMEOUT_S) -> list[dict[str, Any]]:
-    """For each input: ``{"input": ..., "predictions": [{"class": name, "probability": p}, ...]}``."""
+            device: str = "auto", timeout: float = URL_TIMEOUT_S, backend: str = "torch") -> list[dict[str, Any]]:
+    """For each input: ``{"input": ..., "predictions": [{"class": name, "probability": p}, ...]}``; ``backend`` as
+    ``evaluate`` takes it."""
     check_timeout(timeout)
-    trained = source if isinstance(source, TrainedModel) else load_trained_model(source, resolve_device(device))
+    on_cpu = backend not in ("torch", "auto") and device == "auto"
+    trained = source if isinstance(source, TrainedModel) else load_trained_model(
+        source, resolve_device("cpu" if on_cpu else device))
+    backend = resolve_backend(backend, next(trained.model.parameters()).device)
     if top_k < 1:
         raise ResnetCifarError(f"--top-k must be at least 1, got {top_k}")
     items = expand_inputs(inputs)
@@ -140,7 +145,8 @@ def predict(source: str | Path | TrainedModel, inputs: Sequence[str], *, top_k: 
     images = torch.stack([load_input(item, trained.input_size[1:], timeout) for item in items])
     unlabelled = ImageSet(images, torch.zeros(len(items), dtype=torch.int64), trained.class_names)
     # Serving path: BatchNorm folded into the convolutions (same outputs up to rounding, fewer passes).
-    probabilities = predict_batches(fold_batchnorm(trained.model), trained.batches(unlabelled)).probabilities
+    model = fold_batchnorm(trained.model) if backend == "torch" else runnable(trained, backend)
+    probabilities = predict_batches(model, trained.batches(unlabelled)).probabilities
     top = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     return [{"input": item, "predictions": [{"class": trained.class_names[c], "probability": float(p)}
                                             for p, c in zip(values.tolist(), classes.tolist())]}
