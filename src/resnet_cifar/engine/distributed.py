@@ -58,8 +58,13 @@ def process_group(world: World, device: torch.device) -> Iterator[None]:
         dist.init_process_group("gloo")
     try:
         yield
-    finally:
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    # Every rank past its last collective before any tears the group down: a gloo rank whose peer left while its
+    # worker threads still held work has been seen to abort at exit ("terminate called without an active exception").
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 def device_of_rank(device: torch.device, world: World) -> torch.device:
