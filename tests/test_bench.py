@@ -25,8 +25,8 @@ def rows() -> list[dict]:
 def _expected_variants(variants: tuple) -> set[str]:
     """The variants this CPU can run: bf16 ones need native bf16, int8 ones the int8 extra."""
     return {v.name for v in variants
-            if (int8_available() if v.int8 else installed(v.runtime) if v.runtime
-                else v.amp is not torch.bfloat16 or cpu_supports_bf16())}
+            if (installed(v.runtime) and (not v.int8 or installed("nncf")) if v.runtime
+                else int8_available() if v.int8 else v.amp is not torch.bfloat16 or cpu_supports_bf16())}
 
 
 def test_rows_cover_every_variant_this_cpu_can_run_and_the_data_pipeline(rows) -> None:

@@ -100,3 +100,18 @@ def test_export_command_of_the_shipped_weights(tmp_path, capsys) -> None:
     assert main(["export", "--pretrained", "resnet20", "--format", "onnx", "--batch", "zero"]) == 2
     assert "--batch must be a positive integer or 'dynamic'" in capsys.readouterr().err
     assert main(["export", "--format", "pt2"]) == 2
+
+
+def test_openvino_int8_keeps_the_float_answers_and_is_smaller(tmp_path, capsys) -> None:
+    assert main(["export", "--pretrained", "resnet20", "--format", "openvino", "--int8", "--dataset", "cifar10-sample",
+                 "--out", str(tmp_path / "int8.xml")]) == 0
+    line = capsys.readouterr().out
+    agreement = float(line.split("top-1 agreement with float32 on its 500 test images: ")[1].split("%")[0])
+    assert agreement >= 90.0  # the shipped model's answers on the bundled test images, mostly kept
+    assert main(["export", "--pretrained", "resnet20", "--format", "openvino", "--out", str(tmp_path / "f32.xml")]) == 0
+    assert (tmp_path / "int8.bin").stat().st_size < 0.6 * (tmp_path / "f32.bin").stat().st_size  # int8 weights
+    model = openvino.Core().read_model(str(tmp_path / "int8.xml"))
+    assert json.loads(model.get_rt_info(["resnet_cifar", "class_names"]).astype(str))[0] == "airplane"
+    assert main(["export", "--pretrained", "resnet20", "--format", "onnx", "--int8", "--dataset", "cifar10-sample",
+                 "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "--int8 exports quantise with NNCF, for --format openvino" in capsys.readouterr().err

@@ -34,7 +34,9 @@ class RuntimeModel(nn.Module):
 
 
 def installed(backend: str) -> bool:
-    return backend == "torch" or importlib.util.find_spec(_RUNTIMES[backend][1]) is not None
+    """Whether ``backend`` (or an optional module such as ``nncf``) can be found here."""
+    module = _RUNTIMES[backend][1] if backend in _RUNTIMES else backend
+    return backend == "torch" or importlib.util.find_spec(module) is not None
 
 
 def resolve_backend(name: str, device: torch.device) -> str:
@@ -54,13 +56,16 @@ def resolve_backend(name: str, device: torch.device) -> str:
     return name
 
 
-def runnable(trained: TrainedModel, backend: str) -> nn.Module:
-    """``trained``'s model for ``backend``: itself for PyTorch, else exported (verified) and loaded by the runtime."""
+def runnable(trained: TrainedModel, backend: str, int8_calibration: np.ndarray | None = None) -> nn.Module:
+    """``trained``'s model for ``backend``: itself for PyTorch, else exported (verified) and loaded by the runtime;
+    with ``int8_calibration`` (preprocessed images), OpenVINO runs it quantised by NNCF."""
     if backend == "torch":
         return trained.model
     format_name = _RUNTIMES[backend][0]
+    int8 = (int8_calibration, int8_calibration[:1]) if int8_calibration is not None else None
     with tempfile.TemporaryDirectory() as scratch:
-        path = export(trained, format_name, Path(scratch) / f"model{'.onnx' if format_name == 'onnx' else '.xml'}").path
+        name = f"model{'.onnx' if format_name == 'onnx' else '.xml'}"
+        path = export(trained, format_name, Path(scratch) / name, int8=int8).path
         if backend == "onnxruntime":
             session = load_onnx(path)
             name = session.get_inputs()[0].name

@@ -35,12 +35,13 @@ VERIFY_BATCH = 8
 
 @dataclass
 class Exported:
-    """What ``export`` wrote and how the check went."""
+    """What ``export`` wrote and how the check went (``agreement``: int8 exports, top-1 agreement with float32)."""
 
     path: Path
     format: str
     max_difference: float
     scale: float
+    agreement: float | None = None
 
 
 def metadata(trained: TrainedModel) -> dict[str, str]:
@@ -51,10 +52,16 @@ def metadata(trained: TrainedModel) -> dict[str, str]:
             "model_options": json.dumps(info.get("model_options", {})), "producer": "resnet-cifar"}
 
 
-def export(trained: TrainedModel, format_name: str, out: Path, *, batch: int | None = None) -> Exported:
+def export(trained: TrainedModel, format_name: str, out: Path, *, batch: int | None = None,
+           int8: tuple[np.ndarray, np.ndarray] | None = None) -> Exported:
     """Write ``trained`` in ``format_name`` to ``out`` (batch axis dynamic unless ``batch``) and verify it: its
     logits on a fixed batch must equal PyTorch's within ``TOLERANCE``, or ``ResnetCifarError`` is raised and the
-    file removed."""
+    file removed. ``int8`` = (calibration images, check images), preprocessed, float32 NCHW: an OpenVINO model
+    quantised post-training by NNCF, checked by its top-1 agreement with the float32 model on the check images."""
+    if int8 is not None:
+        if format_name != "openvino":
+            raise ResnetCifarError("--int8 exports quantise with NNCF, for --format openvino")
+        return _export_openvino_int8(trained, out, batch, *int8)
     if format_name not in FORMATS:
         raise ResnetCifarError(f"unknown format {format_name!r}: choose one of {', '.join(FORMATS)}")
     if batch is not None and batch < 1:
@@ -139,6 +146,36 @@ def _write_openvino(model: torch.nn.Module, images: torch.Tensor, out: Path, met
     for key, value in meta.items():
         converted.set_rt_info(value, ["resnet_cifar", key])
     ov.save_model(converted, str(out), compress_to_fp16=False)  # float32 weights, as trained
+
+
+def _export_openvino_int8(trained: TrainedModel, out: Path, batch: int | None, calibration: np.ndarray,
+                         check: np.ndarray) -> Exported:
+    """The float32 IR (verified), quantised by NNCF on ``calibration`` in batches, then saved as ``out``."""
+    ov = _require("openvino", "openvino")
+    nncf = _require("nncf", "openvino")
+    with tempfile.TemporaryDirectory() as scratch:
+        float_path = export(trained, "openvino", Path(scratch) / "float.xml", batch=batch).path
+        model = ov.Core().read_model(str(float_path))
+        chunk = batch or 64
+        batches = [calibration[i:i + chunk] for i in range(0, len(calibration) - chunk + 1, chunk)] or [calibration]
+        log = logging.getLogger("nncf")
+        level = log.level
+        log.setLevel(logging.ERROR)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                quantised = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches))
+        finally:
+            log.setLevel(level)
+        for key, value in metadata(trained).items():
+            quantised.set_rt_info(value, ["resnet_cifar", key])
+        ov.save_model(quantised, str(out))
+        reference, found = load_openvino(float_path), load_openvino(out, "f32")
+        ends = range(chunk, len(check) + 1, chunk) if batch else range(chunk, len(check) + chunk, chunk)
+        answers = [(reference(check[end - chunk:end])[0].argmax(1), found(check[end - chunk:end])[0].argmax(1))
+                   for end in ends]
+    agreement = float(np.mean(np.concatenate([a == b for a, b in answers])))
+    return Exported(out, "openvino int8", float("nan"), 1.0, agreement)
 
 
 def _run_openvino(path: Path, images: np.ndarray) -> np.ndarray:
