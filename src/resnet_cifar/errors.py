@@ -10,6 +10,12 @@ class ResnetCifarError(Exception):
     exit_code = 2
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), for one-line errors."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def require_positive_int(name: str, value: int) -> None:
     """Raise the one-line error of option ``--name`` unless ``value`` is an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -14,7 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from ..errors import ResnetCifarError
+from ..errors import ResnetCifarError, first_line
 from ..files import atomic_write, atomic_write_bytes, atomic_write_json
 from ..models.layouts import LEGACY_ZERO_PAD, with_zero_pad
 
@@ -48,8 +48,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             warnings.simplefilter("ignore")  # torch's note on unusual pickle protocols; the error below says more
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001  a damaged file can fail anywhere inside the unpickler
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ResnetCifarError(f"{path} is not a loadable checkpoint ({first_line})") from None
+        raise ResnetCifarError(f"{path} is not a loadable checkpoint ({first_line(error)})") from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise ResnetCifarError(f"{path} is not a resnet-cifar checkpoint (no model weights inside)")
     version = state.get("format_version")

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ..errors import ResnetCifarError
+from ..errors import ResnetCifarError, first_line
 from ..files import atomic_write, atomic_write_json
 from .trained import TrainedModel
 
@@ -131,7 +131,7 @@ def load_onnx(path: Path) -> Any:
     try:
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as error:  # noqa: BLE001  onnxruntime raises its own exception types
-        raise ResnetCifarError(f"{path} is not a loadable ONNX model ({_first_line(error)})") from None
+        raise ResnetCifarError(f"{path} is not a loadable ONNX model ({first_line(error)})") from None
 
 
 def _write_openvino(model: torch.nn.Module, images: torch.Tensor, out: Path, meta: dict[str, str],
@@ -189,7 +189,7 @@ def load_openvino(path: Path, precision: str = "f32") -> Callable:
     try:
         return core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": precision})
     except Exception as error:  # noqa: BLE001  OpenVINO raises RuntimeError with C++ messages
-        raise ResnetCifarError(f"{path} is not a loadable OpenVINO model ({_first_line(error)})") from None
+        raise ResnetCifarError(f"{path} is not a loadable OpenVINO model ({first_line(error)})") from None
 
 
 def _write_pt2(model: torch.nn.Module, images: torch.Tensor, out: Path, meta: dict[str, str], dynamic: bool) -> None:
@@ -203,7 +203,7 @@ def _run_pt2(path: Path, images: np.ndarray) -> np.ndarray:
     try:
         program = torch.export.load(str(path))
     except Exception as error:  # noqa: BLE001  a damaged archive can fail anywhere in the loader
-        raise ResnetCifarError(f"{path} is not a loadable torch.export program ({_first_line(error)})") from None
+        raise ResnetCifarError(f"{path} is not a loadable torch.export program ({first_line(error)})") from None
     with torch.no_grad():
         return program.module()(torch.from_numpy(images)).numpy()
 
@@ -221,9 +221,4 @@ def _require(module: str, extra: str) -> Any:
         return __import__(module)
     except Exception as error:  # noqa: BLE001  a broken install fails in many ways; each means "not available"
         raise ResnetCifarError(f"this format needs {module}: pip install 'resnet-cifar[{extra}]' "
-                               f"({type(error).__name__}: {_first_line(error)})") from None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+                               f"({type(error).__name__}: {first_line(error)})") from None

@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 import torch
 from torch import nn
 
-from ..errors import ResnetCifarError
+from ..errors import ResnetCifarError, first_line
 from ..models.fold import fold_batchnorm
 from .device import cpu_has_vnni
 
@@ -71,10 +71,10 @@ def _torchao() -> SimpleNamespace:
             from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
             from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
         except ImportError as error:
-            raise ResnetCifarError(f"{INSTALL_HINT} ({_first_line(error)})") from None
+            raise ResnetCifarError(f"{INSTALL_HINT} ({first_line(error)})") from None
         except Exception as error:  # noqa: BLE001  torchao failing inside its own import, on this torch
             raise ResnetCifarError(f"int8 inference is not available: torchao fails to import on torch "
-                                   f"{torch.__version__} ({type(error).__name__}: {_first_line(error)})") from None
+                                   f"{torch.__version__} ({type(error).__name__}: {first_line(error)})") from None
     return SimpleNamespace(prepare=prepare_pt2e, convert=convert_pt2e, to_eval=move_exported_model_to_eval,
                            quantizer=x86.X86InductorQuantizer,
                            default_config=x86.get_default_x86_inductor_quantization_config)
@@ -141,8 +141,3 @@ def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor], chunk: 
         ao.to_eval(converted)
     # Prepacked weights need static shapes: hence one batch size and the chunks.
     return Int8Model(torch.compile(converted, dynamic=False), chunk)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 
 from ..data.class_names import CLASSES
-from ..errors import ResnetCifarError
+from ..errors import ResnetCifarError, first_line
 from ..log import notice
 from ..models import create_model, model_spec
 from ..models.layouts import with_zero_pad
@@ -208,9 +208,9 @@ def _state_dict(spec: Format, path: Path) -> dict[str, torch.Tensor]:
                 f"{path} stores Python objects besides tensors, and reading them would run code from the file, which "
                 f"import refuses: if you trust it, load it in Python with torch.load(..., weights_only=False) and "
                 f"torch.save its state_dict(), then import that file") from None
-        raise ResnetCifarError(f"{path} is not a readable PyTorch file ({_first_line(error)})") from None
+        raise ResnetCifarError(f"{path} is not a readable PyTorch file ({first_line(error)})") from None
     except Exception as error:  # noqa: BLE001  a damaged file can fail anywhere inside the unpickler
-        raise ResnetCifarError(f"{path} is not a readable PyTorch file ({_first_line(error)})") from None
+        raise ResnetCifarError(f"{path} is not a readable PyTorch file ({first_line(error)})") from None
     try:
         weights = spec.weights(loaded)
     except ResnetCifarError as error:
@@ -253,8 +253,3 @@ def _describe(value: Any) -> str:
     if isinstance(value, dict):
         return f"a dict with keys {', '.join(map(str, list(value)[:5]))}"
     return f"a {type(value).__name__}"
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from ..errors import ResnetCifarError, require_positive_int
+from ..errors import ResnetCifarError, first_line, require_positive_int
 from ..files import atomic_write_json
 from ..log import notice
 from .build import Placement, build_parts, resolve_placement
@@ -237,9 +237,8 @@ def _start_run(folder: Path, config: TrainConfig, state: dict[str, Any] | None, 
         try:
             run.state.load_state_dict(state)
         except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ResnetCifarError(f"{folder / 'last.pt'} does not fit the run its own saved settings describe "
-                                   f"({first_line})") from None
+                                   f"({first_line(error)})") from None
         if not quiet:
             notice(f"resuming {folder} from {run.state.position()} of {config.epochs} epochs")
         if run.state.tally is None and run.state.history and world.is_main:
