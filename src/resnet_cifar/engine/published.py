@@ -23,7 +23,7 @@ from ..log import notice
 from ..models import create_model, model_spec
 from ..models.layouts import with_zero_pad
 from .checkpoint import clean_state_dict, export_model
-from .trained import model_info
+from .trained import mismatched_keys, model_info
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 CIFAR10_MEAN, CIFAR10_STD = [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]
@@ -236,10 +236,8 @@ def _fitted(network: torch.nn.Module, weights: dict[str, torch.Tensor], path: Pa
     for key, value in expected.items():  # counters older PyTorch versions did not save: they change nothing
         if key.endswith("num_batches_tracked") and key not in weights:
             weights[key] = torch.zeros_like(value)
-    missing = [k for k in expected if k not in weights]
-    unexpected = [k for k in weights if k not in expected]
-    wrong = [f"{k} {tuple(weights[k].shape)} (ours {tuple(v.shape)})" for k, v in expected.items()
-             if k in weights and weights[k].shape != v.shape]
+    missing, unexpected, shaped = mismatched_keys(expected, weights)
+    wrong = [f"{k} {tuple(weights[k].shape)} (ours {tuple(expected[k].shape)})" for k in shaped]
     problems = [f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}" for label, keys in
                 (("missing", missing), ("unexpected", unexpected), ("other shapes", wrong)) if keys]
     if problems:

@@ -121,12 +121,18 @@ def _check_info(info: Any, source: str) -> None:
         raise ResnetCifarError(f"the model description of {source} is broken: {'; '.join(problems)}")
 
 
+def mismatched_keys(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor],
+                    ) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, mis-shaped) keys of ``found`` weights against a model's ``expected`` state dict."""
+    return ([k for k in expected if k not in found], [k for k in found if k not in expected],
+            [k for k, v in expected.items() if k in found and found[k].shape != v.shape])
+
+
 def _check_compatible(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], source: str,
                       name: str) -> None:
-    problems = [f"missing {k}" for k in expected if k not in found]
-    problems += [f"unexpected {k}" for k in found if k not in expected]
-    problems += [f"{k} has shape {tuple(found[k].shape)}, {name} needs {tuple(v.shape)}"
-                 for k, v in expected.items() if k in found and found[k].shape != v.shape]
+    missing, unexpected, shaped = mismatched_keys(expected, found)
+    problems = [f"missing {k}" for k in missing] + [f"unexpected {k}" for k in unexpected]
+    problems += [f"{k} has shape {tuple(found[k].shape)}, {name} needs {tuple(expected[k].shape)}" for k in shaped]
     if problems:
         more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
         raise ResnetCifarError(f"the weights in {source} do not fit {name}: {'; '.join(problems[:3])}{more}")
