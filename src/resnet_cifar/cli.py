@@ -262,7 +262,7 @@ EXPERIMENT_SETTINGS = ("dataset", "data_dir", "download", "train_subset", "seed"
 def _cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .engine.export import SUFFIXES, export
+    from .engine.export import SUFFIXES, export, int8_images
     from .engine.pretrained import load_pretrained
     from .engine.trained import load_trained_model
 
@@ -284,37 +284,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"{done.path}: {args.format}, batch {batch or 'dynamic'}; verified against PyTorch: largest logit "
               f"difference {done.max_difference:.2g} (allowed {1e-4 * done.scale:.2g})")
         return 0
-    calibration, check, where = _int8_data(trained, args.dataset, args.data_dir)
+    calibration, check, where = int8_images(trained, args.dataset, args.data_dir)
     done = export(trained, args.format, out, batch=batch, int8=(calibration, check))
     print(f"{done.path}: openvino int8 (NNCF, calibrated on {len(calibration)} training images of {where}), batch "
           f"{batch or 'dynamic'}; top-1 agreement with float32 on its {len(check)} test images: "
           f"{100 * done.agreement:.2f}%")
     return 0
-
-
-def _int8_data(trained: object, dataset: str | None, data_dir: str | None) -> tuple:
-    """(calibration, check) images preprocessed for ``trained``: 1,000 training images spread over the split and the
-    test split of ``dataset`` (default: the model's own, or the bundled sample for a CIFAR-10 model without one)."""
-    import torch
-
-    from .data import load_dataset
-    from .data.class_names import CIFAR10_CLASSES
-
-    info = trained.info
-    dataset = dataset or info.get("dataset") or ("cifar10-sample" if trained.class_names == CIFAR10_CLASSES else None)
-    if dataset is None:
-        raise ResnetCifarError("--int8 calibrates on training images: give --dataset (and --data-dir)")
-    folder = data_dir or info.get("config", {}).get("data_dir", "data")
-    size = trained.input_size[1:]
-    train = load_dataset(dataset, "train", folder, image_size=size, class_names=trained.class_names)
-    test = load_dataset(dataset, "test", folder, image_size=size, class_names=trained.class_names)
-    spread = torch.linspace(0, len(train) - 1, min(1000, len(train))).round().long()
-    mean, std = torch.tensor(trained.mean).view(1, -1, 1, 1), torch.tensor(trained.std).view(1, -1, 1, 1)
-
-    def prepared(images: torch.Tensor) -> object:
-        return ((images.float() / 255 - mean) / std).numpy()
-
-    return prepared(train.images[spread]), prepared(test.images), f"{dataset} under {folder}"
 
 
 def _add_export_parser(commands: argparse._SubParsersAction) -> None:

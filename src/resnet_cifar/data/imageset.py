@@ -38,6 +38,10 @@ class ImageSet:
         """The images at ``indices``, in that order."""
         return ImageSet(self.images[indices], self.labels[indices], self.class_names)
 
+    def spread(self, count: int) -> ImageSet:
+        """At most ``count`` images taken at even intervals over the set (a calibration sample of every part)."""
+        return self.subset(torch.linspace(0, len(self) - 1, min(count, len(self))).round().long())
+
     def channel_stats(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and standard deviation of the pixels scaled to [0, 1]."""
         pixels = self.images.transpose(0, 1).reshape(self.images.shape[1], -1).double() / 255

@@ -12,12 +12,12 @@ from ..files import atomic_write_json
 from ..plots import plot_confusion, plot_image_grid
 from .backends import resolve_backend, runnable
 from .device import resolve_device
+from .export import INT8_CALIBRATION_IMAGES
 from .int8 import Int8Model, quantize_int8
 from .loop import EVAL_BATCH_SIZE, Predictions, predict_batches
 from .trained import TrainedModel, load_trained_model
 
 GRID_IMAGES = 64
-INT8_CALIBRATION_IMAGES = 1000
 
 
 def evaluate(source: str | Path, *, dataset: str | None = None, data_dir: str | Path | None = None,
@@ -56,8 +56,7 @@ def _int8_model(trained: TrainedModel, dataset: str, data_dir: str | Path, downl
     """The model quantised to int8, calibrated on training images spread over the split."""
     train = load_dataset(dataset, "train", data_dir, image_size=trained.input_size[1:],
                          class_names=trained.class_names, download=download)
-    spread = torch.linspace(0, len(train) - 1, min(INT8_CALIBRATION_IMAGES, len(train))).round().long()
-    calibration = (images for images, _ in trained.batches(train.subset(spread)))
+    calibration = (images for images, _ in trained.batches(train.spread(INT8_CALIBRATION_IMAGES)))
     return quantize_int8(trained.model, calibration, chunk=EVAL_BATCH_SIZE)
 
 

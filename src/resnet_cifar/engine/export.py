@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from ..data import load_dataset
+from ..data.class_names import CIFAR10_CLASSES
 from ..errors import ResnetCifarError, first_line
 from ..files import atomic_write, atomic_write_json
 from .trained import TrainedModel
@@ -31,6 +33,7 @@ ONNX_OPSET = 18
 # in other orders than PyTorch, and deep nets carry the rounding through.
 TOLERANCE = 1e-4
 VERIFY_BATCH = 8
+INT8_CALIBRATION_IMAGES = 1000
 
 
 @dataclass
@@ -86,6 +89,21 @@ def export(trained: TrainedModel, format_name: str, out: Path, *, batch: int | N
         raise ResnetCifarError(f"the {format_name} export differs from PyTorch by {difference:.3g} in the logits "
                                f"(allowed {TOLERANCE * scale:.3g}): nothing was written")
     return Exported(out, format_name, difference, scale)
+
+
+def int8_images(trained: TrainedModel, dataset: str | None, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """(calibration, check, where) for an int8 export: ``INT8_CALIBRATION_IMAGES`` training images spread over the
+    split and the test split of ``dataset`` (default: the model's own, or the bundled sample for a CIFAR-10 model
+    without one), preprocessed for ``trained``."""
+    info = trained.info
+    dataset = dataset or info.get("dataset") or ("cifar10-sample" if trained.class_names == CIFAR10_CLASSES else None)
+    if dataset is None:
+        raise ResnetCifarError("--int8 calibrates on training images: give --dataset (and --data-dir)")
+    folder = data_dir or info.get("config", {}).get("data_dir", "data")
+    train, test = (load_dataset(dataset, split, folder, image_size=trained.input_size[1:],
+                                class_names=trained.class_names) for split in ("train", "test"))
+    calibration = trained.preprocessed(train.spread(INT8_CALIBRATION_IMAGES))
+    return calibration, trained.preprocessed(test), f"{dataset} under {folder}"
 
 
 def _dynamic_batch(dynamic: bool) -> tuple | None:

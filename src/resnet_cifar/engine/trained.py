@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -45,6 +46,10 @@ class TrainedModel:
         """The batches of ``data``, preprocessed as the model was trained, on the model's device, in order."""
         device = next(self.model.parameters()).device
         return BatchLoader(data, EVAL_BATCH_SIZE, device=device, mean=self.mean, std=self.std).epoch()
+
+    def preprocessed(self, data: ImageSet) -> np.ndarray:
+        """All of ``data`` preprocessed as the model was trained: float32 (N, C, H, W) on the CPU, for runtimes."""
+        return torch.cat([images.float().cpu() for images, _ in self.batches(data)]).numpy()
 
 
 def model_info(name: str, options: dict[str, Any], class_names: list[str], input_size: tuple[int, int, int],
