@@ -103,7 +103,8 @@ def int8_images(trained: TrainedModel, dataset: str | None, data_dir: str | None
     train, test = (load_dataset(dataset, split, folder, image_size=trained.input_size[1:],
                                 class_names=trained.class_names) for split in ("train", "test"))
     calibration = trained.preprocessed(train.spread(INT8_CALIBRATION_IMAGES))
-    return calibration, trained.preprocessed(test), f"{dataset} under {folder}"
+    where = dataset if dataset == "cifar10-sample" else f"{dataset} under {folder}"  # the sample is in the package
+    return calibration, trained.preprocessed(test), where
 
 
 def _dynamic_batch(dynamic: bool) -> tuple | None:
@@ -113,7 +114,7 @@ def _dynamic_batch(dynamic: bool) -> tuple | None:
 def _write_onnx(model: torch.nn.Module, images: torch.Tensor, out: Path, meta: dict[str, str], dynamic: bool) -> None:
     onnx = _require("onnx", "onnx")
     _require("onnxscript", "onnx")
-    with tempfile.TemporaryDirectory() as scratch, _quiet_exporter():
+    with tempfile.TemporaryDirectory() as scratch, _quiet("torch.onnx"):
         program = torch.onnx.export(model, (images,), dynamo=True, opset_version=ONNX_OPSET,
                                     dynamic_shapes=_dynamic_batch(dynamic), verbose=False)
         program.save(str(Path(scratch) / "model.onnx"))
@@ -125,9 +126,10 @@ def _write_onnx(model: torch.nn.Module, images: torch.Tensor, out: Path, meta: d
 
 
 @contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    """Without the ONNX exporter's progress lines and its notes on torchvision's operators (which we do not use)."""
-    log = logging.getLogger("torch.onnx")
+def _quiet(logger: str) -> Iterator[None]:
+    """Without a tool's progress lines, warnings and log notes below errors (the ONNX exporter's on torchvision's
+    operators, which we do not use; NNCF's statistics bars)."""
+    log = logging.getLogger(logger)
     level = log.level
     log.setLevel(logging.ERROR)
     try:
@@ -176,15 +178,8 @@ def _export_openvino_int8(trained: TrainedModel, out: Path, batch: int | None, c
         model = ov.Core().read_model(str(float_path))
         chunk = batch or 64
         batches = [calibration[i:i + chunk] for i in range(0, len(calibration) - chunk + 1, chunk)] or [calibration]
-        log = logging.getLogger("nncf")
-        level = log.level
-        log.setLevel(logging.ERROR)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                quantised = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches))
-        finally:
-            log.setLevel(level)
+        with _quiet("nncf"):
+            quantised = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches))
         for key, value in metadata(trained).items():
             quantised.set_rt_info(value, ["resnet_cifar", key])
         ov.save_model(quantised, str(out))
