@@ -199,9 +199,10 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
 def _add_backend_option(parser: argparse.ArgumentParser) -> None:
     from .engine.backends import AUTO_ORDER, BACKENDS
 
-    parser.add_argument("--backend", default="torch", choices=BACKENDS, help="what runs the model: torch (default), "
-                        "or on the CPU the model exported and run by onnxruntime or openvino (the onnx/openvino "
-                        f"extras); auto: on a CPU the first installed of {', '.join(AUTO_ORDER)}, else torch")
+    parser.add_argument("--backend", choices=BACKENDS, help="what runs the model: torch, or on the CPU the model "
+                        "exported on the fly (2-6 s) and run by onnxruntime or openvino (the onnx/openvino extras); "
+                        f"auto: on a CPU the fastest installed ({', then '.join(AUTO_ORDER)}), else torch (default: "
+                        "torch, or the runtime of an exported file)")
 
 
 def _pretrained_names() -> str:
@@ -218,7 +219,8 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     from .engine.device import DEVICES
 
     evaluate = commands.add_parser("eval", help="accuracy, per-class table, confusion matrix and image grids")
-    evaluate.add_argument("source", nargs="?", help="run folder, model.safetensors or .pt checkpoint")
+    evaluate.add_argument("source", nargs="?", help="run folder, model.safetensors, .pt checkpoint, or a file "
+                          "written by 'resnet-cifar export' (.onnx, .xml, .pt2)")
     evaluate.add_argument("--pretrained", metavar="NAME", help=f"evaluate shipped weights instead of SOURCE "
                           f"({_pretrained_names()}); figures go to ./eval-NAME, data to ./data unless given")
     evaluate.add_argument("--dataset", choices=DATASETS, help="dataset (default: the one it was trained on)")
@@ -227,8 +229,9 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
                           help="fetch the official CIFAR archive when the folder is missing (default on)")
     evaluate.add_argument("--split", default="test", choices=SPLITS, help="split (default test)")
     evaluate.add_argument("--tta", action="store_true", help="average with horizontally flipped images")
-    evaluate.add_argument("--int8", action="store_true", help="quantise to int8 first, calibrated on training "
-                          "images (CPU only; needs torchao)")
+    evaluate.add_argument("--int8", action="store_true", help="quantise to int8 first, calibrated on 1,000 training "
+                          "images, on the CPU: with --backend openvino by NNCF (auto's choice where installed), with "
+                          "--backend torch by torchao")
     evaluate.add_argument("--out", help="folder for eval.json and the figures (default: beside the weights)")
     evaluate.add_argument("--device", default="auto", choices=DEVICES, help="(default auto)")
     evaluate.add_argument("--json", action="store_true", help="also print the results as JSON")
@@ -242,8 +245,9 @@ def _add_predict_parser(commands: argparse._SubParsersAction) -> None:
 
     predict = commands.add_parser("predict", help="top-k classes of image files, folders or http(s) URLs",
                                   usage="%(prog)s [options] {SOURCE | --pretrained NAME} PATH_OR_URL [PATH_OR_URL ...]")
-    predict.add_argument("paths", nargs="+", metavar="SOURCE PATH_OR_URL", help="run folder, model.safetensors or "
-                         ".pt checkpoint (not with --pretrained), then image files, folders, http(s) URLs")
+    predict.add_argument("paths", nargs="+", metavar="SOURCE PATH_OR_URL", help="run folder, model.safetensors, .pt "
+                         "checkpoint or exported file (not with --pretrained), then image files, folders, http(s) "
+                         "URLs")
     predict.add_argument("--pretrained", metavar="NAME", help=f"use shipped weights instead of SOURCE "
                          f"({_pretrained_names()})")
     predict.add_argument("--top-k", type=int, default=5, help="classes shown per image (default 5)")
@@ -262,7 +266,7 @@ EXPERIMENT_SETTINGS = ("dataset", "data_dir", "download", "train_subset", "seed"
 def _cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .engine.export import SUFFIXES, export, int8_images
+    from .engine.export import SUFFIXES, TOLERANCE, export, input_description, int8_images
     from .engine.pretrained import load_pretrained
     from .engine.trained import load_trained_model
 
@@ -280,20 +284,23 @@ def _cmd_export(args: argparse.Namespace) -> int:
     name = args.pretrained or "model"
     out = Path(args.out) if args.out else default_folder / f"{name}{SUFFIXES[args.format]}"
     if not args.int8:
-        done = export(trained, args.format, out, batch=batch)
-        print(f"{done.path}: {args.format}, batch {batch or 'dynamic'}; verified against PyTorch: largest logit "
-              f"difference {done.max_difference:.2g} (allowed {1e-4 * done.scale:.2g})")
+        done = export(trained, args.format, out, batch=batch, include_preprocessing=args.include_preprocessing)
+        takes = f", input {input_description(args.include_preprocessing)}" if args.include_preprocessing else ""
+        print(f"{done.path}: {args.format}, batch {batch or 'dynamic'}{takes}; verified against PyTorch: largest "
+              f"logit difference {done.max_difference:.2g} (allowed {TOLERANCE * done.scale:.2g})")
         return 0
-    calibration, check, where = int8_images(trained, args.dataset, args.data_dir)
-    done = export(trained, args.format, out, batch=batch, int8=(calibration, check))
-    print(f"{done.path}: openvino int8 (NNCF, calibrated on {len(calibration)} training images of {where}), batch "
-          f"{batch or 'dynamic'}; top-1 agreement with float32 on its {len(check)} test images: "
-          f"{100 * done.agreement:.2f}%")
+    images, where = int8_images(trained, args.dataset, args.data_dir)
+    done = export(trained, args.format, out, batch=batch, int8=images,
+                  include_preprocessing=args.include_preprocessing)
+    float_accuracy, int8_accuracy = done.accuracies or (float("nan"), float("nan"))
+    print(f"{done.path}: openvino int8 (NNCF, calibrated on {len(images.calibration)} training images of {where}), "
+          f"batch {batch or 'dynamic'}; on its {len(images.check_labels)} test images: top-1 agreement with float32 "
+          f"{100 * done.agreement:.2f}%, accuracy {100 * int8_accuracy:.2f}% (float32 {100 * float_accuracy:.2f}%)")
     return 0
 
 
 def _add_export_parser(commands: argparse._SubParsersAction) -> None:
-    from .engine.export import FORMATS
+    from .engine.export import FORMATS, INPUT_LAYOUTS
 
     command = commands.add_parser(
         "export", help="write a model as ONNX, OpenVINO IR or a torch.export program, verified against PyTorch",
@@ -308,8 +315,12 @@ def _add_export_parser(commands: argparse._SubParsersAction) -> None:
     command.add_argument("--out", help="the file to write (default: MODEL.onnx/.xml/.pt2 beside the weights, or "
                          "./NAME.* for --pretrained)")
     command.add_argument("--batch", default="dynamic", help="a fixed batch size, or dynamic (default)")
+    command.add_argument("--include-preprocessing", nargs="?", const="nhwc", choices=INPUT_LAYOUTS, metavar="LAYOUT",
+                         help="the graph takes uint8 RGB pixels (0-255) and normalises them itself, in layout nhwc "
+                         "(default when given: images as decoders give them) or nchw")
     command.add_argument("--int8", action="store_true", help="openvino only: quantise post-training with NNCF on 1,000 "
-                         "training images, and print the top-1 agreement with float32 on the test split")
+                         "training images, and print the top-1 agreement with float32 and both accuracies on the "
+                         "test split")
     command.add_argument("--dataset", help="--int8: the images to calibrate and check on (default: the model's "
                          "dataset, or the bundled sample for a CIFAR-10 model without one)")
     command.add_argument("--data-dir", help="--int8: the dataset's folder (default: the one it was trained with)")

@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
+import onnx
 import pytest
 import torch
 
 from resnet_cifar.cli import main
 from resnet_cifar.engine.backends import resolve_backend
 from resnet_cifar.engine.evaluate import evaluate
+from resnet_cifar.engine.export import export
 from resnet_cifar.engine.predict import predict
-from resnet_cifar.engine.pretrained import pretrained_weights
+from resnet_cifar.engine.pretrained import load_pretrained, pretrained_weights
+from resnet_cifar.engine.trained import load_trained_model
 from resnet_cifar.errors import ResnetCifarError
 
 CPU = torch.device("cpu")
@@ -55,9 +60,9 @@ def test_auto_takes_a_runtime_on_the_cpu_and_torch_elsewhere(monkeypatch) -> Non
 def test_backend_misuse_is_a_one_line_error(capsys) -> None:
     with pytest.raises(ResnetCifarError, match="runs on the CPU"):
         resolve_backend("onnxruntime", torch.device("cuda"))
-    assert main(["eval", "--pretrained", "resnet20", "--dataset", "cifar10-sample", "--backend", "openvino",
+    assert main(["eval", "--pretrained", "resnet20", "--dataset", "cifar10-sample", "--backend", "onnxruntime",
                  "--int8", "--out", "unused"]) == 2
-    assert "--int8 runs with --backend torch" in capsys.readouterr().err
+    assert "--int8 runs with --backend openvino (NNCF) or torch (torchao), not onnxruntime" in capsys.readouterr().err
 
 
 def test_eval_json_records_the_backend(tmp_path, capsys) -> None:
@@ -65,3 +70,65 @@ def test_eval_json_records_the_backend(tmp_path, capsys) -> None:
                  "--json", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert json.loads(out[out.index("{"):])["backend"] == "onnxruntime"
+
+
+@pytest.fixture(scope="module")
+def exported_files(tmp_path_factory) -> dict[str, Path]:
+    """The shipped resnet20 in each format, and as ONNX that takes uint8 pixels."""
+    folder = tmp_path_factory.mktemp("exported")
+    trained = load_pretrained("resnet20")
+    files = {name: export(trained, format_name, folder / name).path
+             for name, format_name in (("r20.onnx", "onnx"), ("r20.xml", "openvino"), ("r20.pt2", "pt2"))}
+    files["pixels.onnx"] = export(trained, "onnx", folder / "pixels.onnx", include_preprocessing="nhwc").path
+    return files
+
+
+@pytest.mark.parametrize("name,runtime", [("r20.onnx", "onnxruntime"), ("r20.xml", "openvino"), ("r20.pt2", "torch"),
+                                          ("pixels.onnx", "onnxruntime")])
+def test_an_exported_file_is_evaluated_as_its_model(torch_results, exported_files, name, runtime, tmp_path) -> None:
+    results = evaluate(exported_files[name], dataset="cifar10-sample", out_dir=tmp_path)
+    assert results["backend"] == runtime
+    assert results["correct"] == torch_results["correct"]
+    assert results["loss"] == pytest.approx(torch_results["loss"], rel=1e-4)
+
+
+def test_predict_from_an_exported_file_alone(exported_files, make_image, tmp_path, capsys) -> None:
+    image = str(make_image(tmp_path / "cat.png"))
+    reference = predict(pretrained_weights("resnet20"), [image], top_k=3, device="cpu")[0]["predictions"]
+    assert main(["predict", str(exported_files["pixels.onnx"]), image, "--top-k", "3", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)[0]["predictions"]
+    assert [p["class"] for p in found] == [p["class"] for p in reference]
+    assert [p["probability"] for p in found] == pytest.approx([p["probability"] for p in reference], abs=1e-5)
+
+
+def test_an_exported_file_runs_only_with_its_runtime(exported_files, tmp_path, capsys) -> None:
+    onnx_file = str(exported_files["r20.onnx"])
+    for extra, message in ((["--backend", "openvino"], "is run by onnxruntime: give --backend onnxruntime or auto"),
+                           (["--int8"], "is run as it was exported: for int8, export with --format openvino --int8")):
+        assert main(["eval", onnx_file, "--dataset", "cifar10-sample", "--out", str(tmp_path), *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(ResnetCifarError, match="is an exported file and runs on the CPU"):
+        load_trained_model(onnx_file, torch.device("cuda"))  # --device cuda, where a GPU is
+
+
+def test_an_exported_file_without_its_metadata_is_refused(exported_files, tmp_path) -> None:
+    proto = onnx.load(str(exported_files["r20.onnx"]))
+    props = {p.key: p.value for p in proto.metadata_props}
+    del proto.metadata_props[:]
+    onnx.save(proto, str(tmp_path / "bare.onnx"))
+    with pytest.raises(ResnetCifarError, match="carries no resnet-cifar metadata"):
+        load_trained_model(tmp_path / "bare.onnx")
+    for key, value in {**props, "class_names": '["cat", '}.items():  # a damaged entry
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(tmp_path / "damaged.onnx"))
+    with pytest.raises(ResnetCifarError, match="the metadata of .*damaged.onnx is damaged"):
+        load_trained_model(tmp_path / "damaged.onnx")
+    shutil.copy(exported_files["r20.pt2"], tmp_path / "alone.pt2")  # without the JSON written beside it
+    with pytest.raises(ResnetCifarError, match=r"alone.json \(the description of alone.pt2\) is missing"):
+        load_trained_model(tmp_path / "alone.pt2")
+    (tmp_path / "cut.xml").write_text(exported_files["r20.xml"].read_text()[:2000])
+    shutil.copy(exported_files["r20.xml"].with_suffix(".bin"), tmp_path / "cut.bin")
+    with pytest.raises(ResnetCifarError, match="is not a loadable OpenVINO model"):
+        load_trained_model(tmp_path / "cut.xml")

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from resnet_cifar.data import load_dataset
+from resnet_cifar.engine.backends import installed
 from resnet_cifar.engine.config import TrainConfig
 from resnet_cifar.engine.evaluate import evaluate
 from resnet_cifar.engine.int8 import int8_available, int8_unavailable_reason, quantize_int8
@@ -25,11 +26,16 @@ def trained_run(tmp_path_factory):
                              device="cpu", out=str(out)), quiet=True)
 
 
-@needs_torchao
-def test_int8_eval_keeps_the_float_accuracy_and_predictions(trained_run) -> None:
+needs_nncf = pytest.mark.skipif(not (installed("openvino") and installed("nncf")),
+                                reason="OpenVINO int8 needs the openvino extra (openvino, nncf)")
+
+
+@pytest.mark.parametrize("backend", [pytest.param("torch", marks=needs_torchao),
+                                     pytest.param("openvino", marks=needs_nncf)])
+def test_int8_eval_keeps_the_float_accuracy_and_predictions(trained_run, backend) -> None:
     float_results = evaluate(trained_run, out_dir=trained_run / "float")
-    int8_results = evaluate(trained_run, out_dir=trained_run / "int8", int8=True)
-    assert int8_results["int8"] and not float_results["int8"]
+    int8_results = evaluate(trained_run, out_dir=trained_run / f"int8-{backend}", int8=True, backend=backend)
+    assert int8_results["int8"] and not float_results["int8"] and int8_results["backend"] == backend
     assert float_results["accuracy"] > 0.25  # trained well above chance, so agreement below means something
     assert abs(int8_results["accuracy"] - float_results["accuracy"]) <= 0.03
     float_confusion, int8_confusion = torch.tensor(float_results["confusion"]), torch.tensor(int8_results["confusion"])
@@ -90,7 +96,7 @@ def test_without_torchao_int8_says_how_to_install_it(trained_run, monkeypatch) -
     monkeypatch.setitem(sys.modules, "torchao.quantization.pt2e", None)
     assert not int8_available()
     with pytest.raises(ResnetCifarError, match=r"pip install 'resnet-cifar\[int8\]'"):
-        evaluate(trained_run, out_dir=trained_run / "refused", int8=True)
+        evaluate(trained_run, out_dir=trained_run / "refused", int8=True, backend="torch")
 
 
 @pytest.mark.parametrize("failure", [AttributeError("module 'torch' has no attribute 'int1'"),

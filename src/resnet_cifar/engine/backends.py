@@ -1,36 +1,31 @@
-"""Inference backends for ``eval`` and ``predict``: PyTorch itself, or the model exported and run by ONNX Runtime or
-OpenVINO on the CPU (``--backend``). Results agree within float32 rounding whichever runs."""
+"""Inference backends for ``eval``, ``predict`` and ``serve``: PyTorch itself, or the model exported and run by ONNX
+Runtime or OpenVINO on the CPU (``--backend``), in float32 or int8. Float32 results agree within rounding whichever
+runs."""
 from __future__ import annotations
 
 import importlib.util
 import tempfile
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import ResnetCifarError
-from .export import export, load_onnx, load_openvino
+from .export import Int8Images, export, load_onnx, load_openvino
+from .exported import RuntimeModel
+from .loop import EVAL_BATCH_SIZE
 from .trained import TrainedModel
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 # Runtime -> the export format it runs and the Python module it needs.
 _RUNTIMES = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("openvino", "openvino")}
-# auto on a CPU, in this order where installed: measured fastest first (BENCHMARKS.md, "Inference backends").
+# auto on a CPU, in this order where installed: measured fastest first (BENCHMARKS.md, "Inference backends"), on
+# CPUs with native bf16 and without.
 AUTO_ORDER = ("openvino", "onnxruntime")
-
-
-class RuntimeModel(nn.Module):
-    """An exported model run by a runtime, called like the PyTorch model (float32 CPU tensors in and out)."""
-
-    def __init__(self, run: Callable[[np.ndarray], np.ndarray], backend: str) -> None:
-        super().__init__()
-        self.run, self.backend = run, backend
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(self.run(images.float().contiguous().cpu().numpy())))
+# int8 backends: OpenVINO quantises with NNCF (auto's choice: as fast as torchao or faster for ResNet-18/56 on both
+# CPU kinds measured, and nearer float32's accuracy), PyTorch with torchao.
+INT8_BACKENDS = ("openvino", "torch")
 
 
 def installed(backend: str) -> bool:
@@ -56,13 +51,50 @@ def resolve_backend(name: str, device: torch.device) -> str:
     return name
 
 
+def choose_backend(trained: TrainedModel, name: str | None, *, int8: bool = False) -> str:
+    """The backend that runs ``trained`` for ``--backend name``: an exported file's own runtime; with ``int8``,
+    OpenVINO (NNCF) or PyTorch (torchao), ``auto`` (and ``None``) taking OpenVINO where it and NNCF are installed.
+    ``None``, the default of one-shot commands: PyTorch, or an exported file's runtime (exporting on the fly takes 2-6 s, more
+    than a runtime saves on a few thousand images of a small net: BENCHMARKS.md, "Inference backends")."""
+    if name is None:
+        name = trained.runtime or ("auto" if int8 else "torch")  # int8 costs a quantisation whichever runs it
+    if trained.runtime is not None:
+        source = trained.info["exported"]["file"]
+        if name not in ("auto", trained.runtime):
+            raise ResnetCifarError(f"{source} is run by {trained.runtime}: give --backend {trained.runtime} or auto "
+                                   f"(or export the model for {name})")
+        if int8:
+            raise ResnetCifarError(f"{source} is run as it was exported: for int8, export with --format openvino "
+                                   f"--int8, or give --int8 with the run or model folder")
+        return trained.runtime
+    if not int8:
+        return resolve_backend(name, trained.device)
+    if trained.device.type != "cpu":
+        raise ResnetCifarError("int8 inference runs on the CPU only: use --device cpu")
+    if name == "auto":
+        name = "openvino" if installed("openvino") and installed("nncf") else "torch"
+    if name not in INT8_BACKENDS:
+        raise ResnetCifarError(f"--int8 runs with --backend openvino (NNCF) or torch (torchao), not {name}")
+    if name == "openvino" and not installed("nncf"):
+        raise ResnetCifarError("--int8 with --backend openvino needs nncf: pip install 'resnet-cifar[openvino]'")
+    return resolve_backend(name, trained.device)
+
+
 def runnable(trained: TrainedModel, backend: str, int8_calibration: np.ndarray | None = None) -> nn.Module:
-    """``trained``'s model for ``backend``: itself for PyTorch, else exported (verified) and loaded by the runtime;
-    with ``int8_calibration`` (preprocessed images), OpenVINO runs it quantised by NNCF."""
-    if backend == "torch":
+    """``trained``'s model for ``backend``: itself for PyTorch (or an exported file), else exported (verified) and
+    loaded by the runtime. With ``int8_calibration`` (preprocessed images), quantised to int8 on them: by torchao
+    for PyTorch, by NNCF for OpenVINO."""
+    if trained.runtime is not None:
         return trained.model
+    if backend == "torch":
+        if int8_calibration is None:
+            return trained.model
+        from .int8 import quantize_int8  # torchao is optional
+
+        calibration = torch.from_numpy(int8_calibration).split(EVAL_BATCH_SIZE)
+        return quantize_int8(trained.model, calibration, chunk=EVAL_BATCH_SIZE)
     format_name = _RUNTIMES[backend][0]
-    int8 = (int8_calibration, int8_calibration[:1]) if int8_calibration is not None else None
+    int8 = Int8Images(int8_calibration) if int8_calibration is not None else None
     with tempfile.TemporaryDirectory() as scratch:
         name = f"model{'.onnx' if format_name == 'onnx' else '.xml'}"
         path = export(trained, format_name, Path(scratch) / name, int8=int8).path

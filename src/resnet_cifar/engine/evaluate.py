@@ -4,17 +4,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..data import load_dataset
 from ..errors import ResnetCifarError
 from ..files import atomic_write_json
 from ..plots import plot_confusion, plot_image_grid
-from .backends import resolve_backend, runnable
+from .backends import choose_backend, runnable
 from .device import resolve_device
 from .export import INT8_CALIBRATION_IMAGES
-from .int8 import Int8Model, quantize_int8
-from .loop import EVAL_BATCH_SIZE, Predictions, predict_batches
+from .exported import is_exported
+from .loop import Predictions, predict_batches
 from .trained import TrainedModel, load_trained_model
 
 GRID_IMAGES = 64
@@ -22,18 +23,19 @@ GRID_IMAGES = 64
 
 def evaluate(source: str | Path, *, dataset: str | None = None, data_dir: str | Path | None = None,
              split: str = "test", tta: bool = False, out_dir: str | Path | None = None,
-             device: str = "auto", download: bool = True, int8: bool = False, backend: str = "torch") -> dict[str, Any]:
-    """Evaluate saved weights on a dataset split; writes ``eval.json`` and the figures, returns the results.
+             device: str = "auto", download: bool = True, int8: bool = False,
+             backend: str | None = None) -> dict[str, Any]:
+    """Evaluate saved weights (or an exported file) on a dataset split; writes ``eval.json`` and the figures,
+    returns the results.
 
-    ``dataset``/``data_dir`` default to those the model was trained on; ``out_dir`` to the run folder. ``int8``
-    evaluates the model quantised to int8 on the CPU (calibrated on training images; needs torchao). ``backend``
-    runs it with PyTorch or, exported, with ONNX Runtime or OpenVINO on the CPU (``engine.backends``).
+    ``dataset``/``data_dir`` default to those the model was trained on; ``out_dir`` to the run folder. ``backend``
+    runs it with PyTorch or, exported, with ONNX Runtime or OpenVINO on the CPU (``engine.backends``; default: PyTorch, or
+    the runtime of an exported file). ``int8`` evaluates the model quantised to int8 on the CPU, calibrated on training images
+    (OpenVINO + NNCF, or PyTorch + torchao).
     """
-    on_cpu = (int8 or backend not in ("torch", "auto")) and device == "auto"
+    on_cpu = (int8 or backend not in (None, "torch", "auto") or is_exported(source)) and device == "auto"
     trained = load_trained_model(source, resolve_device("cpu" if on_cpu else device))
-    backend = resolve_backend(backend, next(trained.model.parameters()).device)
-    if int8 and backend != "torch":
-        raise ResnetCifarError(f"--int8 runs with --backend torch, not {backend}")
+    backend = choose_backend(trained, backend, int8=int8)
     config = trained.info.get("config", {})
     dataset = dataset or trained.info.get("dataset", "cifar10")
     data_dir = data_dir if data_dir is not None else config.get("data_dir", "data")
@@ -42,7 +44,8 @@ def evaluate(source: str | Path, *, dataset: str | None = None, data_dir: str | 
     if data.class_names != trained.class_names:
         raise ResnetCifarError(f"{dataset} has classes {data.class_names[:5]}..., the model knows "
                                f"{trained.class_names[:5]}...: evaluate on the dataset it was trained for")
-    model = _int8_model(trained, dataset, data_dir, download) if int8 else runnable(trained, backend)
+    calibration = _int8_calibration(trained, dataset, data_dir, download) if int8 else None
+    model = runnable(trained, backend, calibration)
     predictions = predict_batches(model, trained.batches(data), tta=tta)
     results = summarise(predictions, trained.class_names)
     results.update({"source": str(source), "dataset": dataset, "split": split, "tta": tta, "int8": int8,
@@ -52,12 +55,11 @@ def evaluate(source: str | Path, *, dataset: str | None = None, data_dir: str | 
     return results
 
 
-def _int8_model(trained: TrainedModel, dataset: str, data_dir: str | Path, download: bool) -> Int8Model:
-    """The model quantised to int8, calibrated on training images spread over the split."""
+def _int8_calibration(trained: TrainedModel, dataset: str, data_dir: str | Path, download: bool) -> np.ndarray:
+    """Training images spread over the split, preprocessed: what int8 quantisation calibrates on."""
     train = load_dataset(dataset, "train", data_dir, image_size=trained.input_size[1:],
                          class_names=trained.class_names, download=download)
-    calibration = (images for images, _ in trained.batches(train.spread(INT8_CALIBRATION_IMAGES)))
-    return quantize_int8(trained.model, calibration, chunk=EVAL_BATCH_SIZE)
+    return trained.preprocessed(train.spread(INT8_CALIBRATION_IMAGES))
 
 
 def _default_out(source: Path) -> Path:

@@ -17,8 +17,9 @@ from ..data import ImageSet
 from ..data.images import IMAGE_SUFFIXES, decode_image
 from ..errors import ResnetCifarError
 from ..models.fold import fold_batchnorm
-from .backends import resolve_backend, runnable
+from .backends import choose_backend, runnable
 from .device import resolve_device
+from .exported import is_exported
 from .loop import predict_batches
 from .trained import TrainedModel, load_trained_model
 
@@ -129,14 +130,15 @@ def load_input(item: str, size: tuple[int, int], timeout: float = URL_TIMEOUT_S)
 
 
 def predict(source: str | Path | TrainedModel, inputs: Sequence[str], *, top_k: int = 5,
-            device: str = "auto", timeout: float = URL_TIMEOUT_S, backend: str = "torch") -> list[dict[str, Any]]:
+            device: str = "auto", timeout: float = URL_TIMEOUT_S, backend: str | None = None) -> list[dict[str, Any]]:
     """For each input: ``{"input": ..., "predictions": [{"class": name, "probability": p}, ...]}``; ``backend`` as
     ``evaluate`` takes it."""
     check_timeout(timeout)
-    on_cpu = backend not in ("torch", "auto") and device == "auto"
+    on_cpu = (backend not in (None, "torch", "auto") or (not isinstance(source, TrainedModel) and is_exported(source))) \
+        and device == "auto"
     trained = source if isinstance(source, TrainedModel) else load_trained_model(
         source, resolve_device("cpu" if on_cpu else device))
-    backend = resolve_backend(backend, next(trained.model.parameters()).device)
+    backend = choose_backend(trained, backend)
     if top_k < 1:
         raise ResnetCifarError(f"--top-k must be at least 1, got {top_k}")
     items = expand_inputs(inputs)
@@ -145,7 +147,8 @@ def predict(source: str | Path | TrainedModel, inputs: Sequence[str], *, top_k: 
     images = torch.stack([load_input(item, trained.input_size[1:], timeout) for item in items])
     unlabelled = ImageSet(images, torch.zeros(len(items), dtype=torch.int64), trained.class_names)
     # Serving path: BatchNorm folded into the convolutions (same outputs up to rounding, fewer passes).
-    model = fold_batchnorm(trained.model) if backend == "torch" else runnable(trained, backend)
+    model = fold_batchnorm(trained.model) if backend == "torch" and trained.runtime is None \
+        else runnable(trained, backend)
     probabilities = predict_batches(model, trained.batches(unlabelled)).probabilities
     top = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     return [{"input": item, "predictions": [{"class": trained.class_names[c], "probability": float(p)}

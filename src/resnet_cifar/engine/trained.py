@@ -21,10 +21,22 @@ from .loop import EVAL_BATCH_SIZE
 
 @dataclass
 class TrainedModel:
-    """A model in eval mode and the preprocessing it was trained with (from ``model.json``)."""
+    """A model in eval mode and the preprocessing it was trained with (from ``model.json``). ``runtime``: set for
+    a file written by ``resnet-cifar export``, the backend that runs it (``model`` is then that runtime's)."""
 
     model: nn.Module
     info: dict[str, Any]
+    runtime: str | None = None
+
+    @property
+    def device(self) -> torch.device:
+        parameter = next(self.model.parameters(), None)  # a runtime's model has none and runs on the CPU
+        return parameter.device if parameter is not None else torch.device("cpu")
+
+    @property
+    def takes_pixels(self) -> bool:
+        """Whether the model normalises its input itself (an export with its preprocessing included)."""
+        return getattr(self.model, "pixels", None) is not None
 
     @property
     def class_names(self) -> list[str]:
@@ -44,8 +56,10 @@ class TrainedModel:
 
     def batches(self, data: ImageSet) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of ``data``, preprocessed as the model was trained, on the model's device, in order."""
-        device = next(self.model.parameters()).device
-        return BatchLoader(data, EVAL_BATCH_SIZE, device=device, mean=self.mean, std=self.std).epoch()
+        channels = self.input_size[0]
+        # pixel values unchanged (x / 255 - 0) / (1 / 255) for a model that normalises them itself
+        mean, std = ([0.0] * channels, [1 / 255] * channels) if self.takes_pixels else (self.mean, self.std)
+        return BatchLoader(data, EVAL_BATCH_SIZE, device=self.device, mean=mean, std=std).epoch()
 
     def preprocessed(self, data: ImageSet) -> np.ndarray:
         """All of ``data`` preprocessed as the model was trained: float32 (N, C, H, W) on the CPU, for runtimes."""
@@ -60,9 +74,17 @@ def model_info(name: str, options: dict[str, Any], class_names: list[str], input
 
 
 def load_trained_model(source: str | Path, device: torch.device | str = "cpu") -> TrainedModel:
-    """Rebuild the model saved in a run folder, a ``model.safetensors`` or a ``.pt`` checkpoint."""
+    """Rebuild the model saved in a run folder, a ``model.safetensors`` or a ``.pt`` checkpoint, or load a file
+    written by ``resnet-cifar export`` (run by its runtime on the CPU)."""
+    from .exported import (  # the runtimes are optional: imported when asked for
+        is_exported,
+        load_exported,
+    )
+
+    if is_exported(source):
+        return load_exported(Path(source), torch.device(device))
     weights, info = read_model_files(Path(source))
-    _check_info(info, str(source))
+    check_info(info, str(source))
     model = create_model(info["model"], num_classes=info["num_classes"], **info.get("model_options", {}))
     _check_compatible(model.state_dict(), weights, str(source), info["model"])
     broken = [key for key, value in weights.items() if value.is_floating_point() and not torch.isfinite(value).all()]
@@ -100,7 +122,7 @@ def initialise_from(model: nn.Module, source: str | Path, name: str, options: di
     model.load_state_dict(weights)
 
 
-def _check_info(info: Any, source: str) -> None:
+def check_info(info: Any, source: str) -> None:
     """Refuse a model description that would fail later, deep inside PyTorch, or mislabel every answer."""
     missing = [k for k in ("model", "num_classes", "class_names", "input_size", "mean", "std") if k not in info]
     if missing:
