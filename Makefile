@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test test-all test-compat bench bench-baseline clean
+.PHONY: demo test test-all test-compat bench bench-baseline browser clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,13 +27,20 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/resnet-cifar predict $(DEMO_RUN) $(EXAMPLES) --top-k 3
 	@echo "Figures: $(DEMO_RUN)/curves.png predictions.png mistakes.png confusion.png"
 
+# The web page's test runs in a real browser: Debian's chromium, installed here where this machine allows it (root
+# with apt-get); elsewhere that one test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
+		echo "note: chromium could not be installed; the web page's browser test will be skipped"
+
 # One test process per CPU (pytest-xdist), each test file in one process so that its shared fixtures run once.
 # test-all adds the exhaustive variants marked slow (every model traced by torch.compile, ...).
 TEST_PROCESSES ?= auto
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
-test-all: $(VENV)/.installed
+test-all: $(VENV)/.installed browser
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "slow or not slow"
 
 # The oldest torch we declare (pyproject.toml), from PyPI: a CUDA build of about 2.5 GB with its NVIDIA libraries

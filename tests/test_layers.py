@@ -16,7 +16,7 @@ LAYERS = [
     {"models", "data"},
     {"plots"},
     {"engine"},
-    {"flops", "bench", "config_options", "experiments"},
+    {"flops", "bench", "config_options", "experiments", "serve"},
     {"cli", "__init__", "__main__"},
 ]
 

@@ -327,6 +327,65 @@ def _add_export_parser(commands: argparse._SubParsersAction) -> None:
     command.set_defaults(handler=_cmd_export)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    try:
+        from .serve.app import ServeSettings
+        from .serve.server import API_KEY_VARIABLE, serve
+    except ImportError as error:
+        raise ResnetCifarError(f"serve needs FastAPI, uvicorn and prometheus-client: pip install "
+                               f"'resnet-cifar[serve]' ({error})") from None
+    settings = ServeSettings(source=args.source, pretrained=args.pretrained, backend=args.backend, device=args.device,
+                             max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+                             max_bytes=args.max_bytes, max_pixels=args.max_pixels, max_images=args.max_images,
+                             timeout_s=args.timeout, api_key=args.api_key or os.environ.get(API_KEY_VARIABLE) or None)
+    serve(settings, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+def _add_serve_parser(commands: argparse._SubParsersAction) -> None:
+    from .engine.backends import BACKENDS
+    from .engine.device import DEVICES
+
+    command = commands.add_parser(
+        "serve", help="an HTTP API and a web page that classify images with a model (the serve extra)",
+        description="Serve a model over HTTP: POST /predict (an image as the body, or multipart field 'image'; "
+                    "?top_k=5), POST /predict/batch (several 'image' fields), GET /health, /info, /metrics "
+                    "(Prometheus) and a web page at /. Concurrent requests are batched into one forward pass "
+                    "(up to --max-batch images, waiting at most --max-wait-ms). Uploads stay in memory; the server "
+                    "never fetches URLs.")
+    command.add_argument("source", nargs="?", help="run folder, model folder, .pt checkpoint or exported file "
+                         "(.onnx, .xml, .pt2)")
+    command.add_argument("--pretrained", metavar="NAME", help=f"serve shipped weights instead ({_pretrained_names()})")
+    command.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine "
+                         "only; another address without an API key prints a warning)")
+    command.add_argument("--port", type=int, default=8000, help="(default 8000)")
+    command.add_argument("--backend", default="auto", choices=BACKENDS, help="what runs the model (default auto: "
+                         "on a CPU the fastest runtime installed, else torch)")
+    command.add_argument("--device", default="auto", choices=DEVICES, help="(default auto)")
+    command.add_argument("--max-batch", type=int, default=64, help="most images per forward pass; 1 turns dynamic "
+                         "batching off (default 64)")
+    command.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more images "
+                         "after its first (default 5)")
+    command.add_argument("--max-queue", type=int, default=1024, help="images waiting at most; beyond, 429 "
+                         "(default 1024)")
+    command.add_argument("--max-bytes", type=int, default=10 * 1024 * 1024, help="largest request body, refused "
+                         "with 413 before it is read (default 10 MB)")
+    command.add_argument("--max-pixels", type=int, default=25_000_000, help="largest image, in pixels, refused "
+                         "with 400 before it is decoded (default 25,000,000)")
+    command.add_argument("--max-images", type=int, default=64, help="most images per /predict/batch request "
+                         "(default 64)")
+    command.add_argument("--timeout", type=float, default=30.0, help="seconds a request may wait for its answer; "
+                         "beyond, 503 (default 30)")
+    command.add_argument("--api-key", help="require this key ('Authorization: Bearer KEY' or 'X-API-Key: KEY') "
+                         "on every endpoint but / and /health (default: env RESNET_CIFAR_API_KEY, else none)")
+    command.add_argument("--workers", type=int, default=1, help="server processes, each with its own model "
+                         "(default 1)")
+    _add_threads_option(command)
+    command.set_defaults(handler=_cmd_serve)
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
     from .engine.published import import_weights
 
@@ -488,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench_parser(commands)
     _add_import_parser(commands)
     _add_export_parser(commands)
+    _add_serve_parser(commands)
     _add_experiment_parser(commands)
     return parser
 

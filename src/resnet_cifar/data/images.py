@@ -14,18 +14,27 @@ from ..errors import ResnetCifarError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 
 
-def decode_image(source: bytes | Path, size: tuple[int, int], name: str | None = None) -> torch.Tensor:
-    """Decode ``source`` (file path or raw bytes), resize to ``size`` (H, W): uint8 tensor (3, H, W)."""
+class ImageTooLarge(ResnetCifarError):
+    """An image with more pixels than may be decoded safely."""
+
+
+def decode_image(source: bytes | Path, size: tuple[int, int], name: str | None = None,
+                 max_pixels: int | None = None) -> torch.Tensor:
+    """Decode ``source`` (file path or raw bytes), resize to ``size`` (H, W): uint8 tensor (3, H, W). An image of
+    more than ``max_pixels`` pixels (default: Pillow's decompression-bomb limit) is refused before it is decoded."""
     label = name or str(source if isinstance(source, Path) else "image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+                if max_pixels is not None and image.width * image.height > max_pixels:  # only the header read yet
+                    raise ImageTooLarge(f"{label} has {image.width} x {image.height} pixels, more than the "
+                                        f"{max_pixels:,} allowed")
                 image.seek(0)  # first frame of an animation
                 rgb = _to_rgb(ImageOps.exif_transpose(image))
                 resized = rgb.resize((size[1], size[0]), Image.Resampling.BICUBIC)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ResnetCifarError(f"{label} is too large to decode safely ({error})") from None
+        raise ImageTooLarge(f"{label} is too large to decode safely ({error})") from None
     except UnidentifiedImageError:
         raise ResnetCifarError(f"{label} is not an image Pillow can read") from None
     except (PermissionError, IsADirectoryError) as error:  # the file system's answer, not the image's fault

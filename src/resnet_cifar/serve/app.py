@@ -1,0 +1,306 @@
+"""The HTTP API and the web page, as a FastAPI app (run by uvicorn: ``serve.server``).
+
+FastAPI rather than LitServe: the API is a handful of exact routes with exact error bodies and limits that must
+apply before a body is read, which FastAPI/Starlette express directly, and dynamic batching is a small asyncio
+loop of our own (``serve.batcher``) rather than a framework's worker model.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import torch
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from ..data.images import ImageTooLarge, decode_image
+from ..errors import ResnetCifarError, first_line
+from .batcher import DynamicBatcher, QueueFull
+from .metrics import ServerMetrics
+from .model import ServedModel, load_served_model
+
+log = logging.getLogger("resnet_cifar.serve")
+# Content types sent as the image itself; anything else (but multipart/form-data) is 415.
+RAW_TYPES = ("image/", "application/octet-stream")
+ENDPOINTS = ("/", "/health", "/info", "/metrics", "/predict", "/predict/batch")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What ``resnet-cifar serve`` was given: the model, how it runs, and the server's limits."""
+
+    source: str | None = None
+    pretrained: str | None = None
+    backend: str = "auto"
+    device: str = "auto"
+    max_batch: int = 64
+    max_wait_ms: float = 5.0
+    max_queue: int = 1024
+    max_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 25_000_000
+    max_images: int = 64
+    timeout_s: float = 30.0
+    api_key: str | None = None
+
+    def check(self) -> None:
+        """Refuse settings that cannot work, in one line each."""
+        if (self.source is None) == (self.pretrained is None):
+            raise ResnetCifarError("give either a run folder / model folder / checkpoint / exported file or "
+                                   "--pretrained NAME")
+        for name in ("max_batch", "max_queue", "max_bytes", "max_pixels", "max_images"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ResnetCifarError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        if not 0 <= self.max_wait_ms <= 10_000:
+            raise ResnetCifarError(f"--max-wait-ms must lie in 0..10000, got {self.max_wait_ms}")
+        if not 0 < self.timeout_s <= 3600:
+            raise ResnetCifarError(f"--timeout must be a number of seconds above 0 and at most 3600, got "
+                                   f"{self.timeout_s}")
+        if self.api_key is not None and len(self.api_key) < 8:
+            raise ResnetCifarError("the API key must have at least 8 characters")
+
+
+class ApiError(Exception):
+    """An answer with an error status and a one-line JSON message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class _Loaded:
+    """The model, once loaded in a background thread (``None`` until then), or why it could not be."""
+
+    def __init__(self) -> None:
+        self.model: ServedModel | None = None
+        self.batcher: DynamicBatcher | None = None
+        self.error: str | None = None
+
+
+def create_app(settings: ServeSettings, on_load_failure: Callable[[str], None] = lambda message: None) -> FastAPI:
+    """The app for ``settings``: it starts answering at once (503 until the model is loaded, which happens in a
+    background thread); a model that cannot be loaded is reported to ``on_load_failure``."""
+    settings.check()
+    metrics = ServerMetrics(settings.max_batch)
+    loaded = _Loaded()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+
+        def load() -> None:
+            try:
+                model = load_served_model(settings.source, settings.pretrained, settings.backend, settings.device)
+            except ResnetCifarError as error:
+                loaded.error = str(error)
+                on_load_failure(str(error))
+                return
+            loop.call_soon_threadsafe(ready, model)
+
+        def ready(model: ServedModel) -> None:
+            batcher = DynamicBatcher(model.classify, max_batch=settings.max_batch,
+                                     max_wait_s=settings.max_wait_ms / 1000, max_queue=settings.max_queue,
+                                     on_batch=metrics.record_batch)
+            batcher.start()
+            loaded.model, loaded.batcher = model, batcher
+            print(f"resnet-cifar: model {model.name} loaded, backend {model.backend}: ready", file=sys.stderr,
+                  flush=True)
+
+        threading.Thread(target=load, name="resnet-cifar-load", daemon=True).start()
+        yield
+        if loaded.batcher is not None:
+            await loaded.batcher.stop()
+
+    app = FastAPI(title="resnet-cifar", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable) -> Response:
+        start = time.perf_counter()
+        endpoint = request.url.path if request.url.path in ENDPOINTS else "other"
+        try:
+            response = await call_next(request)
+        except Exception:
+            metrics.record(endpoint, 500, time.perf_counter() - start)
+            raise
+        metrics.record(endpoint, response.status_code, time.perf_counter() - start)
+        return response
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        return JSONResponse({"error": error.message}, status_code=error.status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+                             for problem in error.errors())
+        return JSONResponse({"error": problems}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> JSONResponse:
+        log.error("%s %s failed: %s", request.method, request.url.path, first_line(error), exc_info=error)
+        return JSONResponse({"error": "internal error (the server's log says more)"}, status_code=500)
+
+    def require_key(request: Request) -> None:
+        if settings.api_key is None:
+            return
+        given = request.headers.get("x-api-key") or ""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            given = given or token.strip()
+        if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+            raise ApiError(401, "missing or wrong API key: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
+
+    def require_model() -> ServedModel:
+        if loaded.model is None:
+            raise ApiError(503, f"the model could not be loaded: {loaded.error}" if loaded.error
+                           else "the model is loading; try again in a few seconds")
+        return loaded.model
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(resources.files("resnet_cifar.serve").joinpath("static/index.html").read_text("utf-8"))
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        require_model()
+        return {"status": "ok"}
+
+    @app.get("/info")
+    async def info(request: Request) -> dict[str, Any]:
+        require_key(request)
+        return {**require_model().info(), "max_batch": settings.max_batch, "max_bytes": settings.max_bytes,
+                "max_images": settings.max_images}
+
+    @app.get("/metrics")
+    async def prometheus(request: Request) -> Response:
+        require_key(request)
+        if loaded.batcher is not None:
+            metrics.queue.set(loaded.batcher.queue.qsize())
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    @app.post("/predict")
+    async def predict(request: Request, top_k: int = Query(5, ge=1, le=1000)) -> dict[str, Any]:
+        require_key(request)
+        model = require_model()
+        images = await _images_of(request, settings, multiple=False)
+        return (await _classify(model, loaded, images, top_k, settings))[0]
+
+    @app.post("/predict/batch")
+    async def predict_batch(request: Request, top_k: int = Query(5, ge=1, le=1000)) -> dict[str, Any]:
+        require_key(request)
+        model = require_model()
+        images = await _images_of(request, settings, multiple=True)
+        return {"results": await _classify(model, loaded, images, top_k, settings)}
+
+    return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it is known to exceed ``limit`` bytes: from Content-Length
+    before anything is read, else while it streams in."""
+    length = request.headers.get("content-length")
+    if length is not None and length.strip().isdigit() and int(length) > limit:
+        raise ApiError(413, f"the body has {int(length):,} bytes, more than the {limit:,} allowed (--max-bytes)")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"the body exceeds the {limit:,} bytes allowed (--max-bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _images_of(request: Request, settings: ServeSettings, *, multiple: bool) -> list[bytes]:
+    """The encoded images a request carries: its body, or the ``image`` fields of a multipart form."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    is_form = content_type == "multipart/form-data"
+    if multiple and not is_form:
+        raise ApiError(415, "send the images as multipart/form-data, one field named 'image' per image")
+    if not is_form and content_type and not content_type.startswith(RAW_TYPES):
+        raise ApiError(415, f"unsupported Content-Type {content_type!r}: send the image itself (image/png, "
+                       f"image/jpeg, ... or application/octet-stream) or multipart/form-data with a field 'image'")
+    body = await _read_body(request, settings.max_bytes)
+    if not body:
+        raise ApiError(400, "the body is empty: send an image")
+    if not is_form:
+        return [body]
+    images = await _form_images(request, body, settings.max_images)
+    if not images:
+        raise ApiError(400, "the form has no file field named 'image'")
+    if not multiple and len(images) > 1:
+        raise ApiError(400, f"the form has {len(images)} 'image' fields: send several to /predict/batch")
+    return images
+
+
+async def _form_images(request: Request, body: bytes, max_images: int) -> list[bytes]:
+    """The files of the multipart ``body``'s ``image`` fields, parsed by Starlette (python-multipart) in memory."""
+    async def stream() -> AsyncIterator[bytes]:
+        yield body
+
+    parser = MultiPartParser(request.headers, stream(), max_files=max_images, max_fields=max_images)
+    parser.spool_max_size = len(body) + 1  # uploads stay in memory: never written to a temporary file
+    try:
+        form = await parser.parse()
+    except MultiPartException as error:
+        raise ApiError(400, f"the multipart form cannot be read ({error.message})") from None
+    try:
+        files = [value for key, value in form.multi_items() if key == "image"]
+        if any(isinstance(value, str) for value in files):
+            raise ApiError(400, "the form field 'image' must be a file, not text")
+        return [await value.read() for value in files]  # type: ignore[union-attr]
+    finally:
+        await form.close()
+
+
+async def _classify(model: ServedModel, loaded: _Loaded, encoded: list[bytes], top_k: int,
+                    settings: ServeSettings) -> list[dict[str, Any]]:
+    """Decode (in worker threads), queue for the batcher, and answer each image's top ``top_k`` classes."""
+    size = model.trained.input_size[1:]
+
+    def decode(data: bytes, index: int) -> torch.Tensor:
+        return decode_image(data, size, name=f"image {index + 1}" if len(encoded) > 1 else "the upload",
+                            max_pixels=settings.max_pixels)
+
+    try:
+        images = [await run_in_threadpool(decode, data, index) for index, data in enumerate(encoded)]
+    except ImageTooLarge as error:
+        raise ApiError(400, f"{error} (--max-pixels)") from None
+    except ResnetCifarError as error:
+        raise ApiError(400, str(error)) from None
+    assert loaded.batcher is not None  # set with the model
+    try:
+        futures = loaded.batcher.submit(images)
+    except QueueFull as error:
+        raise ApiError(429, f"the server is busy: {error}; retry later") from None
+    try:
+        rows = await asyncio.wait_for(asyncio.gather(*futures), settings.timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(503, f"no answer within {settings.timeout_s:g} s (--timeout): the server is overloaded") \
+            from None
+    classes = model.trained.class_names
+    answers = []
+    for probabilities in rows:
+        top = probabilities.topk(min(top_k, len(classes)))
+        answers.append({"model": model.name, "backend": model.backend,
+                        "top_k": [{"label": classes[index], "index": index, "probability": value}
+                                  for value, index in zip(top.values.tolist(), top.indices.tolist())]})
+    return answers

@@ -1,0 +1,56 @@
+"""The web page in a real browser: headless Chromium (Debian's) driven by Playwright uploads an image and the test
+reads the top-1 label the page rendered; a screenshot is kept in test-artifacts/."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytest.importorskip("fastapi", reason="serve needs the serve extra")
+sync_api = pytest.importorskip("playwright.sync_api", reason="the page test drives the browser with playwright")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine: `make test` installs Debian's "
+                                "chromium where it may (root with apt-get); elsewhere apt-get install chromium")
+
+
+@pytest.fixture(scope="module")
+def server(start_server):
+    running = start_server("--pretrained", "resnet20", "--backend", "torch")
+    yield running
+    running.stop()
+
+
+def test_the_page_classifies_an_uploaded_image(server) -> None:
+    artifacts = REPO / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        # --no-sandbox: Chromium's sandbox refuses to run as root, which CI machines are
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 720})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("requestfailed", lambda request: errors.append(request.url))
+            page.goto(server.url + "/")
+            sync_api.expect(page.locator("#info")).to_contain_text("resnet20")
+            page.set_input_files("#file", str(REPO / "src/resnet_cifar/data/assets/examples/cat.png"))
+            top = page.locator("#result .row").first.locator(".label")
+            sync_api.expect(top).to_have_text("cat", timeout=30_000)
+            assert page.locator("#result .row").count() == 5
+            sync_api.expect(page.locator("#timing")).to_contain_text("answered in")
+            assert page.locator("#preview").is_visible()
+            page.screenshot(path=str(artifacts / "serve-page.png"), full_page=True)
+            assert errors == []  # no script error, nothing fetched that failed (no CDN: it works offline)
+
+            # A pasted URL is fetched by the browser (here answered by Playwright, as a site allowing CORS would);
+            # the server only ever sees the image.
+            horse = (REPO / "src/resnet_cifar/data/assets/examples/horse.png").read_bytes()
+            page.route("https://images.example/horse.png", lambda route: route.fulfill(
+                status=200, body=horse, headers={"Content-Type": "image/png", "Access-Control-Allow-Origin": "*"}))
+            page.fill("#url", "https://images.example/horse.png")
+            page.click("#urlform button")
+            sync_api.expect(top).to_have_text("horse", timeout=30_000)
+        finally:
+            browser.close()

@@ -1,0 +1,228 @@
+"""resnet-cifar serve, started for real on 127.0.0.1 and spoken to over HTTP: every endpoint, every error status,
+hostile bodies, and the server still healthy after each."""
+from __future__ import annotations
+
+import http.client
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from resnet_cifar.engine.predict import predict
+from resnet_cifar.engine.pretrained import pretrained_weights
+
+pytest.importorskip("fastapi", reason="serve needs the serve extra")
+EXAMPLES = Path(__file__).resolve().parents[2] / "src/resnet_cifar/data/assets/examples"
+CAT, HORSE = (EXAMPLES / "cat.png").read_bytes(), (EXAMPLES / "horse.png").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def server(start_server):
+    """The shipped resnet20 with the defaults (backend auto: exported to OpenVINO while /health says 503)."""
+    running = start_server("--pretrained", "resnet20")
+    yield running
+    running.stop()
+
+
+def _encoded(image: Image.Image, format_name: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format_name)
+    return buffer.getvalue()
+
+
+def _png_bomb(width: int, height: int) -> bytes:
+    """A complete, valid grayscale PNG of width x height zero pixels: a few hundred KB that decode to
+    width x height bytes (written chunk by chunk, without ever holding the pixels)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor, row, parts = zlib.compressobj(9), bytes(width + 1), []
+    for _ in range(height):
+        parts.append(compressor.compress(row))
+    parts.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+
+
+def _healthy(server) -> None:
+    assert httpx.get(server.url + "/health").json() == {"status": "ok"}
+
+
+def test_health_answers_503_while_the_model_loads_then_ok(server) -> None:
+    assert server.health_seen[0] == 503 and server.health_seen[-1] == 200
+    _healthy(server)
+
+
+def test_predict_takes_the_raw_body_or_a_form_field_and_answers_as_predict_does(server) -> None:
+    raw = httpx.post(server.url + "/predict", content=CAT, headers={"Content-Type": "image/png"},
+                     params={"top_k": 3})
+    form = httpx.post(server.url + "/predict", files={"image": ("cat.png", CAT, "image/png")}, params={"top_k": 3})
+    assert raw.status_code == form.status_code == 200 and raw.json() == form.json()
+    answer = raw.json()
+    assert answer["model"] == "resnet20" and answer["backend"] == "openvino" and len(answer["top_k"]) == 3
+    reference = predict(pretrained_weights("resnet20"), [str(EXAMPLES / "cat.png")], top_k=3, device="cpu")
+    expected = reference[0]["predictions"]
+    assert [entry["label"] for entry in answer["top_k"]] == [p["class"] for p in expected]
+    assert [entry["probability"] for entry in answer["top_k"]] == pytest.approx([p["probability"] for p in expected],
+                                                                                 abs=1e-4)
+    classes = httpx.get(server.url + "/info").json()["classes"]
+    assert all(classes[entry["index"]] == entry["label"] for entry in answer["top_k"])
+    assert httpx.post(server.url + "/predict", content=CAT).json()["top_k"][0]["label"] == "cat"  # no Content-Type
+
+
+def test_batch_answers_each_image_in_order(server) -> None:
+    files = [("image", ("a.png", CAT, "image/png")), ("image", ("b.png", HORSE, "image/png")),
+             ("image", ("c.png", CAT, "image/png"))]
+    results = httpx.post(server.url + "/predict/batch", files=files, params={"top_k": 1}).json()["results"]
+    assert [result["top_k"][0]["label"] for result in results] == ["cat", "horse", "cat"]
+
+
+def test_info_page_and_metrics(server) -> None:
+    info = httpx.get(server.url + "/info").json()
+    assert info["classes"][3] == "cat" and info["input_size"] == [3, 32, 32] and info["backend"] == "openvino"
+    assert info["accuracy"]["top1"] == pytest.approx(0.8768) and len(info["mean"]) == len(info["std"]) == 3
+    page = httpx.get(server.url + "/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<script" in page.text and "http://" not in page.text and "https://" not in page.text  # nothing fetched
+
+    def count(text: str, line: str) -> float:
+        return sum(float(row.rsplit(" ", 1)[1]) for row in text.splitlines() if row.startswith(line))
+
+    before = httpx.get(server.url + "/metrics").text
+    httpx.post(server.url + "/predict", content=CAT, headers={"Content-Type": "image/png"})
+    httpx.post(server.url + "/predict", content=b"not an image", headers={"Content-Type": "image/png"})
+    after = httpx.get(server.url + "/metrics").text
+    ok, bad = ('resnet_cifar_requests_total{endpoint="/predict",status="200"}',
+               'resnet_cifar_request_errors_total{endpoint="/predict",status="400"}')
+    assert count(after, ok) == count(before, ok) + 1 and count(after, bad) == count(before, bad) + 1
+    assert count(after, "resnet_cifar_images_total") == count(before, "resnet_cifar_images_total") + 1
+    assert count(after, "resnet_cifar_batch_size_count") == count(before, "resnet_cifar_batch_size_count") + 1
+    assert count(after, 'resnet_cifar_request_seconds_count{endpoint="/predict"}') == \
+        count(before, 'resnet_cifar_request_seconds_count{endpoint="/predict"}') + 2
+
+
+def _odd_images() -> dict[str, bytes]:
+    cmyk = Image.new("CMYK", (40, 30), (10, 200, 30, 5))
+    deep = Image.new("I;16", (32, 32))
+    deep.putdata([i * 60 for i in range(32 * 32)])
+    return {"1x1": _encoded(Image.new("RGB", (1, 1), (255, 0, 0))), "cmyk jpeg": _encoded(cmyk, "JPEG"),
+            "16-bit png": _encoded(deep), "palette gif": _encoded(Image.new("P", (20, 20)), "GIF")}
+
+
+@pytest.mark.parametrize("name", list(_odd_images()))
+def test_odd_but_valid_images_are_classified(server, name) -> None:
+    response = httpx.post(server.url + "/predict", content=_odd_images()[name],
+                          headers={"Content-Type": "application/octet-stream"})
+    assert response.status_code == 200 and len(response.json()["top_k"]) == 5
+    _healthy(server)
+
+
+HOSTILE = {
+    "truncated png": (CAT[: len(CAT) // 2], "image/png", 400, "cannot be decoded"),
+    "garbage": (b"\x00\x01garbage" * 100, "image/png", 400, "not an image Pillow can read"),
+    "empty": (b"", "image/png", 400, "the body is empty"),
+    "text": (b"hello", "text/plain", 415, "unsupported Content-Type 'text/plain'"),
+    "20000x20000 bomb": ((20_000, 20_000), "image/png", 400, "too large to decode safely (Image size (400000000 "
+                                                             "pixels)"),  # Pillow's own limit, before ours
+    "6000x5000 bomb": ((6000, 5000), "image/png", 400, "6000 x 5000 pixels, more than the 25,000,000 allowed"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_bodies_get_their_status_and_a_one_line_json_error(server, name) -> None:
+    body, content_type, status, message = HOSTILE[name]
+    body = _png_bomb(*body) if isinstance(body, tuple) else body
+    response = httpx.post(server.url + "/predict", content=body, headers={"Content-Type": content_type})
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert message in error and "\n" not in error and "Traceback" not in error
+    _healthy(server)
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(server) -> None:
+    eleven_mb = 11 * 1024 * 1024
+    connection = http.client.HTTPConnection(*server.url.removeprefix("http://").split(":"), timeout=30)
+    connection.putrequest("POST", "/predict")
+    connection.putheader("Content-Type", "image/png")
+    connection.putheader("Content-Length", str(eleven_mb))
+    connection.endheaders()
+    connection.send(b"\x89PNG" + bytes(64 * 1024))  # a first piece only: the answer must not wait for the rest
+    response = connection.getresponse()
+    assert response.status == 413 and b"more than the 10,485,760 allowed" in response.read()
+    connection.close()
+    chunked = httpx.post(server.url + "/predict", content=iter([bytes(1024 * 1024)] * 11),
+                         headers={"Content-Type": "image/png"})  # no Content-Length: counted while it streams
+    assert chunked.status_code == 413 and "exceeds" in chunked.json()["error"]
+    _healthy(server)
+
+
+def test_misuse_of_the_api_is_a_json_error(server) -> None:
+    cases = [(httpx.post, "/predict", {"files": [("image", ("a", CAT)), ("image", ("b", CAT))]}, 400,
+              "send several to /predict/batch"),
+             (httpx.post, "/predict", {"files": {"photo": ("a", CAT)}}, 400, "no file field named 'image'"),
+             (httpx.post, "/predict/batch", {"content": CAT, "headers": {"Content-Type": "image/png"}}, 415,
+              "multipart/form-data"),
+             (httpx.post, "/predict", {"content": CAT, "params": {"top_k": 0}}, 400, "top_k"),
+             (httpx.get, "/predict", {}, 405, "Method Not Allowed"),
+             (httpx.get, "/nothing", {}, 404, "Not Found")]
+    for method, path, options, status, message in cases:
+        response = method(server.url + path, **options)
+        assert response.status_code == status and message in response.json()["error"], (path, response.text)
+    _healthy(server)
+
+
+@pytest.fixture(scope="module")
+def guarded(start_server):
+    """A server with an API key, a queue of one image and a timeout too short for any forward pass."""
+    running = start_server("--pretrained", "resnet20", "--backend", "torch", "--api-key", "s3cret-key",
+                           "--max-queue", "1", "--timeout", "0.001", "--max-wait-ms", "200")
+    yield running
+    running.stop()
+
+
+def test_the_api_key_guards_everything_but_the_page_and_health(guarded) -> None:
+    for path in ("/info", "/metrics"):
+        assert httpx.get(guarded.url + path).status_code == 401
+        assert httpx.get(guarded.url + path, headers={"X-API-Key": "wrong-key!"}).status_code == 401
+        assert httpx.get(guarded.url + path, headers={"Authorization": "Bearer s3cret-key"}).status_code == 200
+        assert httpx.get(guarded.url + path, headers={"X-API-Key": "s3cret-key"}).status_code == 200
+    refused = httpx.post(guarded.url + "/predict", content=CAT)
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    assert "API key" in refused.json()["error"]
+    assert httpx.get(guarded.url + "/").status_code == 200 and httpx.get(guarded.url + "/health").status_code == 200
+    assert httpx.get(guarded.url + "/info", headers={"X-API-Key": "s3cret-key"}).json()["backend"] == "torch"
+
+
+def test_a_full_queue_is_429_and_a_late_answer_503(guarded) -> None:
+    key = {"X-API-Key": "s3cret-key"}
+    two = [("image", ("a.png", CAT, "image/png")), ("image", ("b.png", CAT, "image/png"))]
+    busy = httpx.post(guarded.url + "/predict/batch", files=two, headers=key)
+    assert busy.status_code == 429 and "--max-queue 1" in busy.json()["error"]
+    late = httpx.post(guarded.url + "/predict", content=CAT, headers={**key, "Content-Type": "image/png"})
+    assert late.status_code == 503 and "no answer within 0.001 s" in late.json()["error"]
+    assert httpx.get(guarded.url + "/health").status_code == 200
+
+
+def test_binding_beyond_this_machine_warns_and_a_bad_model_ends_the_server(tmp_path, run_cli, free_port) -> None:
+    done = run_cli("serve", str(tmp_path / "missing"), "--host", "0.0.0.0", "--port", str(free_port()), timeout=120)
+    assert done.returncode == 2
+    assert "warning: serving on 0.0.0.0 without an API key" in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("resnet-cifar: error: ")
+    assert "Traceback" not in done.stderr
+
+
+def test_several_workers_share_the_work_and_their_metrics(start_server) -> None:
+    running = start_server("--pretrained", "resnet20", "--backend", "torch", "--workers", "2")
+    try:
+        for _ in range(6):
+            assert httpx.post(running.url + "/predict", content=CAT).json()["top_k"][0]["label"] == "cat"
+        metrics = httpx.get(running.url + "/metrics").text
+        served = [row for row in metrics.splitlines()
+                  if row.startswith('resnet_cifar_requests_total{endpoint="/predict",status="200"}')]
+        assert sum(float(row.rsplit(" ", 1)[1]) for row in served) == 6  # whichever worker answered
+    finally:
+        running.stop()
