@@ -13,7 +13,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _add_threads_option(parser: argparse.ArgumentParser) -> None:
     """``--threads``, for every command that computes on the CPU (applied in ``main``)."""
-    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for PyTorch (default: PyTorch's "
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for PyTorch and the inference "
+                        "runtimes (default: PyTorch's "
                         "choice capped at the CPUs this process may use, container quotas included; OMP_NUM_THREADS, "
                         "if set, is taken as given: torchrun sets it to 1 per process when it starts several, so "
                         "on CPUs give N = CPUs / processes)")

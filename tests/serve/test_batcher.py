@@ -14,17 +14,18 @@ def _image(value: int) -> torch.Tensor:
 
 
 class Recorder:
-    """A fake model: answers each image with its own pixel value, records the batch sizes it was given."""
+    """A fake model: answers each image with its own pixel value (an image of 13: a ValueError of its own), records
+    the batch sizes it was given."""
 
     def __init__(self, fail: bool = False) -> None:
         self.sizes: list[int] = []
         self.fail = fail
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: list[torch.Tensor]) -> list:
         self.sizes.append(len(images))
         if self.fail:
             raise RuntimeError("the model broke")
-        return images[:, 0, 0, :1].float()
+        return [ValueError("unlucky") if int(image[0, 0, 0]) == 13 else image[0, 0, :1].float() for image in images]
 
 
 async def _answers(batcher: DynamicBatcher, groups: list[list[int]], gap_s: float = 0.0) -> list[list[float]]:
@@ -67,6 +68,17 @@ def test_a_full_queue_takes_all_of_a_request_or_none() -> None:
         await batcher.stop()
 
     asyncio.run(fill())
+
+
+def test_an_item_that_fails_fails_alone() -> None:
+    async def run() -> None:
+        batcher = DynamicBatcher(Recorder(), max_batch=8, max_wait_s=0.01, max_queue=10)
+        batcher.start()
+        outcomes = await asyncio.gather(*batcher.submit([_image(1), _image(13), _image(3)]), return_exceptions=True)
+        assert float(outcomes[0][0]) == 1.0 and isinstance(outcomes[1], ValueError) and float(outcomes[2][0]) == 3.0
+        await batcher.stop()
+
+    asyncio.run(run())
 
 
 def test_a_failing_model_fails_every_request_of_its_batch_and_the_next_batch_runs() -> None:

@@ -99,8 +99,9 @@ def test_info_page_and_metrics(server) -> None:
     ok, bad = ('resnet_cifar_requests_total{endpoint="/predict",status="200"}',
                'resnet_cifar_request_errors_total{endpoint="/predict",status="400"}')
     assert count(after, ok) == count(before, ok) + 1 and count(after, bad) == count(before, bad) + 1
-    assert count(after, "resnet_cifar_images_total") == count(before, "resnet_cifar_images_total") + 1
-    assert count(after, "resnet_cifar_batch_size_count") == count(before, "resnet_cifar_batch_size_count") + 1
+    # both images went to the batcher (which decodes them), one after the other
+    assert count(after, "resnet_cifar_batched_images_total") == count(before, "resnet_cifar_batched_images_total") + 2
+    assert count(after, "resnet_cifar_batch_size_count") == count(before, "resnet_cifar_batch_size_count") + 2
     assert count(after, 'resnet_cifar_request_seconds_count{endpoint="/predict"}') == \
         count(before, 'resnet_cifar_request_seconds_count{endpoint="/predict"}') + 2
 

@@ -54,8 +54,9 @@ def resolve_backend(name: str, device: torch.device) -> str:
 def choose_backend(trained: TrainedModel, name: str | None, *, int8: bool = False) -> str:
     """The backend that runs ``trained`` for ``--backend name``: an exported file's own runtime; with ``int8``,
     OpenVINO (NNCF) or PyTorch (torchao), ``auto`` (and ``None``) taking OpenVINO where it and NNCF are installed.
-    ``None``, the default of one-shot commands: PyTorch, or an exported file's runtime (exporting on the fly takes 2-6 s, more
-    than a runtime saves on a few thousand images of a small net: BENCHMARKS.md, "Inference backends")."""
+    ``None``, the default of one-shot commands: PyTorch, or an exported file's runtime (exporting on the fly takes
+    2-6 s, more than a runtime saves on a few thousand images of a small net: BENCHMARKS.md, "Inference
+    backends")."""
     if name is None:
         name = trained.runtime or ("auto" if int8 else "torch")  # int8 costs a quantisation whichever runs it
     if trained.runtime is not None:

@@ -29,9 +29,9 @@ def evaluate(source: str | Path, *, dataset: str | None = None, data_dir: str | 
     returns the results.
 
     ``dataset``/``data_dir`` default to those the model was trained on; ``out_dir`` to the run folder. ``backend``
-    runs it with PyTorch or, exported, with ONNX Runtime or OpenVINO on the CPU (``engine.backends``; default: PyTorch, or
-    the runtime of an exported file). ``int8`` evaluates the model quantised to int8 on the CPU, calibrated on training images
-    (OpenVINO + NNCF, or PyTorch + torchao).
+    runs it with PyTorch or, exported, with ONNX Runtime or OpenVINO on the CPU (``engine.backends``; default:
+    PyTorch, or the runtime of an exported file). ``int8`` evaluates the model quantised to int8 on the CPU,
+    calibrated on training images (OpenVINO + NNCF, or PyTorch + torchao).
     """
     on_cpu = (int8 or backend not in (None, "torch", "auto") or is_exported(source)) and device == "auto"
     trained = load_trained_model(source, resolve_device("cpu" if on_cpu else device))

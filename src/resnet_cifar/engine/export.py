@@ -199,10 +199,13 @@ def _run_onnx(path: Path, images: np.ndarray) -> np.ndarray:
 
 
 def load_onnx(path: Path) -> Any:
-    """An onnxruntime session of ``path`` on the CPU; a damaged file is a one-line error."""
+    """An onnxruntime session of ``path`` on the CPU, with as many threads as PyTorch has (``--threads``); a
+    damaged file is a one-line error."""
     ort = require_module("onnxruntime", "onnx")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
     try:
-        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # noqa: BLE001  onnxruntime raises its own exception types
         raise ResnetCifarError(f"{path} is not a loadable ONNX model ({first_line(error)})") from None
 
@@ -256,11 +259,13 @@ def _run_openvino(path: Path, images: np.ndarray) -> np.ndarray:
 
 
 def load_openvino(path: Path, precision: str = "f32") -> Callable:
-    """A compiled OpenVINO model of ``path`` on the CPU in ``precision`` (f32, or bf16 where the CPU has it)."""
+    """A compiled OpenVINO model of ``path`` on the CPU in ``precision`` (f32, or bf16 where the CPU has it), with
+    as many threads as PyTorch has (``--threads``)."""
     ov = require_module("openvino", "openvino")
     core = ov.Core()
+    config = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": torch.get_num_threads()}
     try:
-        return core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": precision})
+        return core.compile_model(core.read_model(str(path)), "CPU", config)
     except Exception as error:  # noqa: BLE001  OpenVINO raises RuntimeError with C++ messages
         raise ResnetCifarError(f"{path} is not a loadable OpenVINO model ({first_line(error)})") from None
 

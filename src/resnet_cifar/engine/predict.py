@@ -134,8 +134,8 @@ def predict(source: str | Path | TrainedModel, inputs: Sequence[str], *, top_k: 
     """For each input: ``{"input": ..., "predictions": [{"class": name, "probability": p}, ...]}``; ``backend`` as
     ``evaluate`` takes it."""
     check_timeout(timeout)
-    on_cpu = (backend not in (None, "torch", "auto") or (not isinstance(source, TrainedModel) and is_exported(source))) \
-        and device == "auto"
+    exported = not isinstance(source, TrainedModel) and is_exported(source)
+    on_cpu = (backend not in (None, "torch", "auto") or exported) and device == "auto"
     trained = source if isinstance(source, TrainedModel) else load_trained_model(
         source, resolve_device("cpu" if on_cpu else device))
     backend = choose_backend(trained, backend)

@@ -1,4 +1,4 @@
-"""Dynamic batching: images of concurrent requests gathered into one forward pass.
+"""Dynamic batching: the images of concurrent requests gathered into one forward pass.
 
 Hand-written (about 60 lines of asyncio) rather than taken from a serving framework: the gathering rule is the
 whole of it, and owning it keeps the server a plain FastAPI app that any ASGI server runs.
@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-
-import torch
+from typing import Any
 
 
 class QueueFull(Exception):
@@ -17,15 +16,16 @@ class QueueFull(Exception):
 
 
 class DynamicBatcher:
-    """Runs ``classify`` (uint8 images (N, C, H, W) -> probabilities (N, classes)) on batches of at most
-    ``max_batch`` images: a batch starts with the first waiting image and closes when full or ``max_wait_s`` after
-    it arrived. ``classify`` runs in one worker thread, so the event loop keeps accepting requests meanwhile."""
+    """Runs ``process`` (a list of items -> one result per item, an ``Exception`` for an item that failed) on
+    batches of at most ``max_batch`` items: a batch starts with the first waiting item and closes when full or
+    ``max_wait_s`` after it arrived. ``process`` runs in one worker thread, so the event loop keeps accepting
+    requests meanwhile."""
 
-    def __init__(self, classify: Callable[[torch.Tensor], torch.Tensor], *, max_batch: int, max_wait_s: float,
+    def __init__(self, process: Callable[[list[Any]], list[Any]], *, max_batch: int, max_wait_s: float,
                  max_queue: int, on_batch: Callable[[int], None] = lambda size: None) -> None:
-        self.classify, self.max_batch, self.max_wait_s = classify, max_batch, max_wait_s
+        self.process, self.max_batch, self.max_wait_s = process, max_batch, max_wait_s
         self.on_batch = on_batch
-        self.queue: asyncio.Queue[tuple[torch.Tensor, asyncio.Future]] = asyncio.Queue(maxsize=max_queue)
+        self.queue: asyncio.Queue[tuple[Any, asyncio.Future]] = asyncio.Queue(maxsize=max_queue)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resnet-cifar-model")
         self._task: asyncio.Task | None = None
 
@@ -38,14 +38,14 @@ class DynamicBatcher:
             await asyncio.gather(self._task, return_exceptions=True)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def submit(self, images: list[torch.Tensor]) -> list[asyncio.Future]:
-        """Queue ``images`` (uint8 (C, H, W) each), all or none; each future resolves to its probabilities."""
-        if self.queue.maxsize - self.queue.qsize() < len(images):
+    def submit(self, items: list[Any]) -> list[asyncio.Future]:
+        """Queue ``items``, all or none; each future resolves to its item's result (or raises its exception)."""
+        if self.queue.maxsize - self.queue.qsize() < len(items):
             raise QueueFull(f"{self.queue.qsize()} images are waiting (--max-queue {self.queue.maxsize})")
         loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in images]
-        for image, future in zip(images, futures):
-            self.queue.put_nowait((image, future))
+        futures = [loop.create_future() for _ in items]
+        for item, future in zip(items, futures):
+            self.queue.put_nowait((item, future))
         return futures
 
     async def _run(self) -> None:
@@ -68,18 +68,18 @@ class DynamicBatcher:
                     getter.cancel()
                     break
                 batch.append(getter.result())
-            live = [(image, future) for image, future in batch if not future.done()]  # a client gone: skip it
+            live = [(item, future) for item, future in batch if not future.done()]  # a client gone: skip it
             if not live:
                 continue
             self.on_batch(len(live))
             try:
-                probabilities = await loop.run_in_executor(
-                    self._executor, self.classify, torch.stack([image for image, _ in live]))
+                results = await loop.run_in_executor(self._executor, self.process, [item for item, _ in live])
             except Exception as error:  # noqa: BLE001  handed to every waiting request, which answers 500
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for (_, future), row in zip(live, probabilities):
-                if not future.done():
-                    future.set_result(row)
+                results = [error] * len(live)
+            for (_, future), result in zip(live, results):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)

@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -27,7 +34,8 @@ class ServerMetrics:
         sizes = sorted({1, max_batch, *(2 ** i for i in range(1, 12) if 2 ** i < max_batch)})
         self.batch_size = Histogram("resnet_cifar_batch_size", "Images per forward pass (dynamic batching)",
                                     buckets=sizes, registry=self.registry)
-        self.images = Counter("resnet_cifar_images", "Images classified", registry=self.registry)
+        self.images = Counter("resnet_cifar_batched_images", "Images gathered into forward passes (one that turns "
+                              "out undecodable included)", registry=self.registry)
         self.queue = Gauge("resnet_cifar_queue_images", "Images waiting for a forward pass", registry=self.registry,
                            multiprocess_mode="livesum")
 

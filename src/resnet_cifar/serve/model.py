@@ -10,18 +10,20 @@ import torch
 from torch import nn
 
 from ..data import ImageSet
+from ..data.images import decode_image
 from ..engine.backends import choose_backend, runnable
 from ..engine.device import resolve_device
 from ..engine.exported import is_exported
 from ..engine.loop import predict_batches
 from ..engine.pretrained import pretrained_manifest, pretrained_weights
 from ..engine.trained import TrainedModel, load_trained_model
+from ..errors import ResnetCifarError
 from ..models.fold import fold_batchnorm
 
 
 @dataclass
 class ServedModel:
-    """A trained model ready to classify batches of decoded images, and what ``/info`` says about it."""
+    """A trained model ready to classify batches of images, and what ``/info`` says about it."""
 
     trained: TrainedModel
     network: nn.Module
@@ -34,11 +36,42 @@ class ServedModel:
         unlabelled = ImageSet(images, torch.zeros(len(images), dtype=torch.int64), self.trained.class_names)
         return predict_batches(self.network, self.trained.batches(unlabelled)).probabilities
 
+    def answer(self, uploads: list[Upload]) -> list[torch.Tensor | ResnetCifarError]:
+        """Each upload's class probabilities, or why it could not be decoded; one forward pass for them all."""
+        decoded: list[torch.Tensor | ResnetCifarError] = []
+        for upload in uploads:
+            try:
+                decoded.append(upload.decoded(self.trained.input_size[1:]))
+            except ResnetCifarError as error:
+                decoded.append(error)
+        images = [image for image in decoded if isinstance(image, torch.Tensor)]
+        if not images:
+            return decoded
+        rows = iter(self.classify(torch.stack(images)))
+        return [next(rows) if isinstance(image, torch.Tensor) else image for image in decoded]
+
     def info(self) -> dict[str, Any]:
         trained = self.trained
         return {"model": self.name, "architecture": trained.info["model"], "classes": trained.class_names,
                 "input_size": list(trained.input_size), "mean": trained.mean, "std": trained.std,
                 "backend": self.backend, "accuracy": self.accuracy}
+
+
+@dataclass
+class Upload:
+    """An image as sent (bytes, decoded when its batch runs), already decoded (uint8 (C, H, W)), or the error its
+    decoding raised."""
+
+    data: bytes | torch.Tensor | ResnetCifarError
+    name: str
+    max_pixels: int
+
+    def decoded(self, size: tuple[int, int]) -> torch.Tensor:
+        if isinstance(self.data, ResnetCifarError):
+            raise self.data
+        if isinstance(self.data, torch.Tensor):
+            return self.data
+        return decode_image(self.data, size, name=self.name, max_pixels=self.max_pixels)
 
 
 def load_served_model(source: str | None, pretrained: str | None, backend: str, device: str = "auto") -> ServedModel:
