@@ -192,21 +192,20 @@ def create_app(settings: ServeSettings, on_load_failure: Callable[[str], None] =
 
     # The prediction routes read their query and answer with a JSONResponse themselves: FastAPI's parameter
     # validation and response serialisation were a fifth of the event loop's time per request under load.
-    @app.post("/predict", response_class=JSONResponse)
-    async def predict(request: Request) -> JSONResponse:
+    async def answers(request: Request, *, multiple: bool) -> list[dict[str, Any]]:
         require_key(request)
         model = require_model()
         top_k = _top_k(request)
-        images = await _images_of(request, settings, multiple=False)
-        return JSONResponse((await _classify(model, loaded, images, top_k, settings))[0])
+        images = await _images_of(request, settings, multiple=multiple)
+        return await _classify(model, loaded, images, top_k, settings)
+
+    @app.post("/predict", response_class=JSONResponse)
+    async def predict(request: Request) -> JSONResponse:
+        return JSONResponse((await answers(request, multiple=False))[0])
 
     @app.post("/predict/batch", response_class=JSONResponse)
     async def predict_batch(request: Request) -> JSONResponse:
-        require_key(request)
-        model = require_model()
-        top_k = _top_k(request)
-        images = await _images_of(request, settings, multiple=True)
-        return JSONResponse({"results": await _classify(model, loaded, images, top_k, settings)})
+        return JSONResponse({"results": await answers(request, multiple=True)})
 
     return app
 
