@@ -447,14 +447,20 @@ def _cmd_paper(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .experiments.compare import compare
+    from .experiments.compare import compare, compare_recipes
 
     settings = _experiment_settings(args)
     if args.epochs is not None:
         settings["epochs"] = args.epochs
     if args.batch_size is not None:
         settings["batch_size"] = args.batch_size
-    compare(args.models, recipe=args.recipe, out=args.out, quiet=args.quiet, **settings)
+    recipes = args.recipe or ["default"]
+    if len(recipes) == 1:
+        compare(args.models, recipe=recipes[0], out=args.out, quiet=args.quiet, **settings)
+    elif len(args.models) != 1:
+        raise ResnetCifarError(f"several recipes are compared on one model, got {len(args.models)}: give one model")
+    else:
+        compare_recipes(args.models[0], recipes, out=args.out, quiet=args.quiet, **settings)
     return 0
 
 
@@ -503,13 +509,15 @@ def _add_experiment_parser(commands: argparse._SubParsersAction) -> None:
 
     compare = kinds.add_parser(
         "compare", parents=[_experiment_options("experiments/compare", None)],
-        help="train several models with one recipe; accuracy, parameters, MACs and time side by side",
+        help="several models with one recipe, or one model with several recipes, side by side",
         description="Train every model given with one recipe and the same seed, then print and plot test accuracy, "
                     "parameters, multiply-accumulates and training time side by side. Non-residual baselines "
-                    "(lenet5, vgg11/13/16/19) are in 'resnet-cifar models'.")
+                    "(lenet5, vgg11/13/16/19) are in 'resnet-cifar models'. With --recipe given several times: one "
+                    "model trained with each recipe, test accuracy against wall-clock minutes, and the time each "
+                    "took to reach the first recipe's final accuracy.")
     compare.add_argument("models", nargs="+", help="model names from 'resnet-cifar models'")
-    compare.add_argument("--recipe", default="default", choices=list(RECIPES), help="the recipe of every run "
-                         "(default: default)")
+    compare.add_argument("--recipe", action="append", choices=list(RECIPES), help="the recipe of every run "
+                         "(default: default); repeat it to compare recipes on one model, the first as the reference")
     compare.add_argument("--batch-size", type=int, help="override the recipe's batch size")
     compare.set_defaults(handler=_cmd_compare)
 

@@ -114,3 +114,27 @@ def test_compare_from_the_command_line(tmp_path, capsys) -> None:
 def test_markdown_table_aligns_columns() -> None:
     assert markdown_table(["model", "error"], [["a", "1.5"], ["bbbb", "10.25"]]).splitlines() == [
         "| model | error |", "|-------|------:|", "| a     |   1.5 |", "| bbbb  | 10.25 |"]
+
+
+def test_compare_recipes_on_one_model_from_the_command_line(tmp_path, capsys) -> None:
+    code = main(["experiment", "compare", "resnet20", "--recipe", "seeds-sgd", "--recipe", "fast", "--dataset",
+                 "cifar10-sample", "--train-subset", "600", "--epochs", "2", "--device", "cpu", "--out",
+                 str(tmp_path), "--quiet"])
+    assert code == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["model"] == "resnet20" and [run["recipe"] for run in results["runs"]] == ["seeds-sgd", "fast"]
+    seeds, fast = results["runs"]
+    assert seeds["batch_size"] == 128 and fast["batch_size"] == 512  # each recipe's own settings
+    assert json.loads((tmp_path / "fast/config.json").read_text())["recipe"] == "fast"
+    curve = seeds["curve"]
+    assert [point["epoch"] for point in curve] == [1, 2] and curve[0]["wall_minutes"] < curve[1]["wall_minutes"]
+    assert seeds["minutes_to_first_final"] <= seeds["wall_minutes"]  # the reference reaches its own final
+    reached = next((p["wall_minutes"] for p in fast["curve"] if p["test_acc"] >= seeds["test_acc"]), None)
+    assert fast["minutes_to_first_final"] == reached
+    assert (tmp_path / "recipes.png").is_file() and "minutes to" in (tmp_path / "results.md").read_text()
+    assert main(["experiment", "compare", "resnet20", "lenet5", "--recipe", "fast", "--recipe", "default",
+                 "--out", str(tmp_path / "two")]) == 2
+    assert "several recipes are compared on one model, got 2" in capsys.readouterr().err
+    assert main(["experiment", "compare", "resnet20", "--recipe", "fast", "--recipe", "fast",
+                 "--out", str(tmp_path / "same")]) == 2
+    assert "two or more different recipes" in capsys.readouterr().err

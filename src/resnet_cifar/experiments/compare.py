@@ -1,4 +1,5 @@
-"""``experiment compare``: any registered models trained with one recipe, side by side (accuracy, size, cost, time)."""
+"""``experiment compare``: any registered models trained with one recipe, side by side (accuracy, size, cost, time),
+or one model trained with several recipes (accuracy against wall-clock time)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,7 @@ from typing import Any, Sequence
 from ..engine.recipes import recipe_config
 from ..errors import ResnetCifarError
 from ..models import model_spec
-from .figures import plot_comparison
+from .figures import plot_comparison, plot_recipe_curves
 from .report import markdown_table, minutes, percent, settings_line, show, write_results
 from .runner import Finished, run_all
 
@@ -38,3 +39,43 @@ def compare(models: Sequence[str], *, recipe: str = "default", out: str | Path =
     write_results(out, "Model comparison", table, {"recipe": recipe, "runs": data}, settings_text)
     show(f"\n{table}\n\nfigure and tables: {out}", quiet)
     return runs
+
+
+def compare_recipes(model: str, recipes: Sequence[str], *, out: str | Path = "experiments/compare",
+                    quiet: bool = False, **settings: Any) -> list[Finished]:
+    """Train ``model`` with each recipe (``settings`` override every one); tabulate final accuracy, wall-clock
+    time and the time each took to reach the first recipe's final accuracy, and plot accuracy against minutes."""
+    if len(recipes) < 2 or len(set(recipes)) != len(recipes):
+        raise ResnetCifarError("give two or more different recipes to compare (each once)")
+    out = Path(out)
+    runs = run_all({recipe: recipe_config(recipe, **{**settings, "model": model}) for recipe in recipes}, out,
+                   quiet=quiet)
+    target = runs[0].final["test_acc"]
+    baseline_minutes = _wall_minutes(runs[0].history[-1])
+    rows, data = [], []
+    for run in runs:
+        reached = next((row for row in run.history if row["test_acc"] >= target), None)
+        reach_minutes = _wall_minutes(reached) if reached else None
+        wall = _wall_minutes(run.final)
+        rows.append([run.name, str(len(run.history)), str(run.config.batch_size), percent(run.final["test_acc"]),
+                     f"{wall:.1f}", f"{reach_minutes:.1f}" if reached else "not reached",
+                     f"{baseline_minutes / reach_minutes:.2f}x" if reached and reach_minutes else "-"])
+        data.append({"recipe": run.name, "epochs": len(run.history), "batch_size": run.config.batch_size,
+                     "test_acc": run.final["test_acc"], "wall_minutes": wall, "minutes_to_first_final": reach_minutes,
+                     "curve": [{"epoch": row["epoch"], "wall_minutes": _wall_minutes(row), "test_acc": row["test_acc"]}
+                               for row in run.history]})
+    plot_recipe_curves(runs, target, out / "recipes.png")
+    table = markdown_table(["recipe", "epochs", "batch", "test accuracy % (final epoch)", "wall minutes",
+                            f"minutes to {percent(target)}%", "speed-up"], rows)
+    text = (f"{model}, one seed ({runs[0].config.seed}); the final epoch's test accuracy counts (no selection on the "
+            f"test set). Minutes are wall-clock (training, evaluation and checkpoints). \"minutes to\": when each "
+            f"run first reached the final accuracy of {runs[0].name}, the first recipe; speed-up against its whole "
+            f"run. Figure: recipes.png.")
+    write_results(out, "Recipe comparison", table, {"model": model, "runs": data}, text)
+    show(f"\n{table}\n\nfigure and tables: {out}", quiet)
+    return runs
+
+
+def _wall_minutes(row: dict[str, Any]) -> float:
+    """Wall-clock minutes since the run started, at the end of the epoch of metrics ``row``."""
+    return float(row.get("wall_seconds") or row["elapsed_seconds"]) / 60

@@ -1,4 +1,4 @@
-"""Figures of the experiments: the degradation plot (the paper's figure 1/6) and the model comparison."""
+"""Figures of the experiments: the degradation plot (the paper's figure 1/6), the model and recipe comparisons."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,4 +47,17 @@ def plot_comparison(runs: Sequence[Finished], parameters: Sequence[int], path: P
     curve_ax.legend()
     for axis in (curve_ax, size_ax):
         axis.grid(alpha=0.3)
+    save_figure(figure, path)
+
+
+def plot_recipe_curves(runs: Sequence[Finished], target: float, path: Path) -> None:
+    """Test accuracy against wall-clock minutes, one line per recipe, with the first recipe's final accuracy."""
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    for run in runs:
+        minutes = [float(row.get("wall_seconds") or row["elapsed_seconds"]) / 60 for row in run.history]
+        axis.plot(minutes, [100 * row["test_acc"] for row in run.history], marker=".", label=run.name)
+    axis.axhline(100 * target, color="grey", linestyle=":", linewidth=1, label=f"{runs[0].name}: final")
+    axis.set(title="test accuracy against wall-clock time", xlabel="minutes", ylabel="accuracy (%)")
+    axis.grid(alpha=0.3)
+    axis.legend()
     save_figure(figure, path)
