@@ -132,3 +132,11 @@ def test_an_exported_file_without_its_metadata_is_refused(exported_files, tmp_pa
     shutil.copy(exported_files["r20.xml"].with_suffix(".bin"), tmp_path / "cut.bin")
     with pytest.raises(ResnetCifarError, match="is not a loadable OpenVINO model"):
         load_trained_model(tmp_path / "cut.xml")
+
+
+def test_auto_says_which_backend_it_took(tmp_path, capsys) -> None:
+    assert main(["eval", "--pretrained", "resnet20", "--dataset", "cifar10-sample", "--backend", "auto",
+                 "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "--backend auto: the model runs with openvino" in captured.err  # both runtimes installed (make test)
+    assert captured.out.strip().splitlines()[-1].endswith("(backend openvino)")

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import ResnetCifarError
+from ..log import notice
 from .export import Int8Images, export, load_onnx, load_openvino
 from .exported import RuntimeModel
 from .loop import EVAL_BATCH_SIZE
@@ -69,16 +70,24 @@ def choose_backend(trained: TrainedModel, name: str | None, *, int8: bool = Fals
                                    f"--int8, or give --int8 with the run or model folder")
         return trained.runtime
     if not int8:
-        return resolve_backend(name, trained.device)
+        return _said(name, resolve_backend(name, trained.device))
     if trained.device.type != "cpu":
         raise ResnetCifarError("int8 inference runs on the CPU only: use --device cpu")
+    asked = name
     if name == "auto":
         name = "openvino" if installed("openvino") and installed("nncf") else "torch"
     if name not in INT8_BACKENDS:
         raise ResnetCifarError(f"--int8 runs with --backend openvino (NNCF) or torch (torchao), not {name}")
     if name == "openvino" and not installed("nncf"):
         raise ResnetCifarError("--int8 with --backend openvino needs nncf: pip install 'resnet-cifar[openvino]'")
-    return resolve_backend(name, trained.device)
+    return _said(asked, resolve_backend(name, trained.device))
+
+
+def _said(asked: str, chosen: str) -> str:
+    """``chosen``, told as a notice when ``auto`` chose it."""
+    if asked == "auto":
+        notice(f"--backend auto: the model runs with {chosen}")
+    return chosen
 
 
 def runnable(trained: TrainedModel, backend: str, int8_calibration: np.ndarray | None = None) -> nn.Module:

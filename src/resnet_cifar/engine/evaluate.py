@@ -111,5 +111,6 @@ def format_per_class(results: dict[str, Any]) -> str:
         lines.append(f"{name:<16} {row['images']:>6} {accuracy:>9}")
     lines.append(f"{'overall':<16} {results['images']:>6} {100 * results['accuracy']:>8.2f}%   "
                  f"loss {results['loss']:.4f}{'  (flip TTA)' if results['tta'] else ''}"
-                 f"{'  (int8)' if results.get('int8') else ''}")
+                 f"{'  (int8)' if results.get('int8') else ''}"
+                 f"{'  (backend ' + results['backend'] + ')' if results.get('backend', 'torch') != 'torch' else ''}")
     return "\n".join(lines)
