@@ -48,7 +48,8 @@ INFER_VARIANTS = (Variant("float32"), Variant("float32 + folded BN", fold_bn=Tru
                   Variant("bf16 + channels_last + folded BN", torch.bfloat16, channels_last=True, fold_bn=True),
                   Variant("int8 + channels_last + folded BN", channels_last=True, fold_bn=True, int8=True),
                   Variant("onnxruntime float32", runtime="onnxruntime"), Variant("openvino float32", runtime="openvino"),
-                  Variant("openvino int8 (NNCF)", runtime="openvino", int8=True))
+                  Variant("openvino int8 (NNCF)", runtime="openvino", int8=True),
+                  Variant("onnxruntime int8 (QDQ)", runtime="onnxruntime", int8=True))
 
 
 def _images_per_second(step: Callable[[], None], images_per_step: int, device: torch.device, steps: int,
@@ -98,7 +99,7 @@ def inference_throughput(name: str, batch_size: int, device: torch.device, varia
     images = torch.randn(batch_size, 3, 32, 32, device=device)
     if variant.runtime:
         info = model_info(name, {}, [str(i) for i in range(10)], (3, 32, 32), [0.5] * 3, [0.25] * 3)
-        # int8: NNCF calibrated on random tensors, enough to time the quantised graph.
+        # int8: calibrated on random tensors, enough to time the quantised graph.
         calibration = images.numpy() if variant.int8 else None
         network = runnable(TrainedModel(model, info), variant.runtime, calibration)
     elif variant.int8:
@@ -144,7 +145,8 @@ def run_bench(models: Sequence[str], batch_sizes: Sequence[int], device: torch.d
 
     def runs_here(variant: Variant) -> bool:
         if variant.runtime:
-            return device.type == "cpu" and installed(variant.runtime) and (not variant.int8 or installed("nncf"))
+            needs_nncf = variant.int8 and variant.runtime == "openvino"
+            return device.type == "cpu" and installed(variant.runtime) and (not needs_nncf or installed("nncf"))
         if variant.int8:
             return device.type == "cpu" and int8_available()
         return not (variant.amp is torch.bfloat16 and device.type == "cpu" and not cpu_supports_bf16())

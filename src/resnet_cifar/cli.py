@@ -232,7 +232,7 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--tta", action="store_true", help="average with horizontally flipped images")
     evaluate.add_argument("--int8", action="store_true", help="quantise to int8 first, calibrated on 1,000 training "
                           "images, on the CPU: with --backend openvino by NNCF (auto's choice where installed), with "
-                          "--backend torch by torchao")
+                          "onnxruntime by its static quantisation, with torch by torchao")
     evaluate.add_argument("--out", help="folder for eval.json and the figures (default: beside the weights)")
     evaluate.add_argument("--device", default="auto", choices=DEVICES, help="(default auto)")
     evaluate.add_argument("--json", action="store_true", help="also print the results as JSON")
@@ -294,8 +294,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     done = export(trained, args.format, out, batch=batch, int8=images,
                   include_preprocessing=args.include_preprocessing)
     float_accuracy, int8_accuracy = done.accuracies or (float("nan"), float("nan"))
-    print(f"{done.path}: openvino int8 (NNCF, calibrated on {len(images.calibration)} training images of {where}), "
-          f"batch {batch or 'dynamic'}; on its {len(images.check_labels)} test images: top-1 agreement with float32 "
+    how = "NNCF" if args.format == "openvino" else "ONNX Runtime's static quantisation"
+    print(f"{done.path}: {args.format} int8 ({how}, calibrated on {len(images.calibration)} training images of "
+          f"{where}), batch {batch or 'dynamic'}; on its {len(images.check_labels)} test images: top-1 agreement with float32 "
           f"{100 * done.agreement:.2f}%, accuracy {100 * int8_accuracy:.2f}% (float32 {100 * float_accuracy:.2f}%)")
     return 0
 
@@ -319,9 +320,9 @@ def _add_export_parser(commands: argparse._SubParsersAction) -> None:
     command.add_argument("--include-preprocessing", nargs="?", const="nhwc", choices=INPUT_LAYOUTS, metavar="LAYOUT",
                          help="the graph takes uint8 RGB pixels (0-255) and normalises them itself, in layout nhwc "
                          "(default when given: images as decoders give them) or nchw")
-    command.add_argument("--int8", action="store_true", help="openvino only: quantise post-training with NNCF on 1,000 "
-                         "training images, and print the top-1 agreement with float32 and both accuracies on the "
-                         "test split")
+    command.add_argument("--int8", action="store_true", help="openvino and onnx: quantise post-training on 1,000 "
+                         "training images (NNCF; ONNX Runtime's static quantisation), and print the top-1 agreement "
+                         "with float32 and both accuracies on the test split")
     command.add_argument("--dataset", help="--int8: the images to calibrate and check on (default: the model's "
                          "dataset, or the bundled sample for a CIFAR-10 model without one)")
     command.add_argument("--data-dir", help="--int8: the dataset's folder (default: the one it was trained with)")

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from resnet_cifar.cli import main
-from resnet_cifar.engine.backends import resolve_backend
+from resnet_cifar.engine.backends import choose_backend, resolve_backend
 from resnet_cifar.engine.evaluate import evaluate
 from resnet_cifar.engine.export import export
 from resnet_cifar.engine.predict import predict
 from resnet_cifar.engine.pretrained import load_pretrained, pretrained_weights
-from resnet_cifar.engine.trained import load_trained_model
+from resnet_cifar.engine.trained import TrainedModel, load_trained_model
 from resnet_cifar.errors import ResnetCifarError
 
 CPU = torch.device("cpu")
@@ -60,9 +60,8 @@ def test_auto_takes_a_runtime_on_the_cpu_and_torch_elsewhere(monkeypatch) -> Non
 def test_backend_misuse_is_a_one_line_error(capsys) -> None:
     with pytest.raises(ResnetCifarError, match="runs on the CPU"):
         resolve_backend("onnxruntime", torch.device("cuda"))
-    assert main(["eval", "--pretrained", "resnet20", "--dataset", "cifar10-sample", "--backend", "onnxruntime",
-                 "--int8", "--out", "unused"]) == 2
-    assert "--int8 runs with --backend openvino (NNCF) or torch (torchao), not onnxruntime" in capsys.readouterr().err
+    with pytest.raises(ResnetCifarError, match="int8 inference runs on the CPU only"):
+        choose_backend(TrainedModel(torch.nn.Linear(2, 2).to("meta"), {}), "openvino", int8=True)
 
 
 def test_eval_json_records_the_backend(tmp_path, capsys) -> None:

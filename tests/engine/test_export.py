@@ -118,19 +118,28 @@ def test_export_command_of_the_shipped_weights(tmp_path, capsys) -> None:
     assert main(["export", "--format", "pt2"]) == 2
 
 
-def test_openvino_int8_keeps_the_float_answers_and_is_smaller(tmp_path, capsys) -> None:
-    assert main(["export", "--pretrained", "resnet20", "--format", "openvino", "--int8", "--dataset", "cifar10-sample",
-                 "--out", str(tmp_path / "int8.xml")]) == 0
+@pytest.mark.parametrize("format_name,how", [("openvino", "NNCF"), ("onnx", "ONNX Runtime's static quantisation")])
+def test_int8_exports_keep_the_float_answers_and_are_smaller(tmp_path, capsys, format_name, how) -> None:
+    suffix = SUFFIXES[format_name]
+    assert main(["export", "--pretrained", "resnet20", "--format", format_name, "--int8", "--dataset", "cifar10-sample",
+                 "--out", str(tmp_path / f"int8{suffix}")]) == 0
     line = capsys.readouterr().out
+    assert f"{format_name} int8 ({how}, calibrated on 1000 training images of cifar10-sample)" in line
     found = re.search(r"on its 500 test images: top-1 agreement with float32 ([\d.]+)%, accuracy ([\d.]+)% "
                       r"\(float32 ([\d.]+)%\)", line)
     agreement, int8_accuracy, float_accuracy = (float(value) for value in found.groups())
     assert agreement >= 95.0  # the shipped model's answers on the bundled test images, mostly kept
     assert float_accuracy == 88.2 and abs(int8_accuracy - float_accuracy) <= 1.0  # BENCHMARKS: 88.2% float32
-    assert main(["export", "--pretrained", "resnet20", "--format", "openvino", "--out", str(tmp_path / "f32.xml")]) == 0
-    assert (tmp_path / "int8.bin").stat().st_size < 0.6 * (tmp_path / "f32.bin").stat().st_size  # int8 weights
-    model = openvino.Core().read_model(str(tmp_path / "int8.xml"))
-    assert json.loads(model.get_rt_info(["resnet_cifar", "class_names"]).astype(str))[0] == "airplane"
-    assert main(["export", "--pretrained", "resnet20", "--format", "onnx", "--int8", "--dataset", "cifar10-sample",
-                 "--out", str(tmp_path / "x.onnx")]) == 2
-    assert "--int8 exports quantise with NNCF, for --format openvino" in capsys.readouterr().err
+    assert main(["export", "--pretrained", "resnet20", "--format", format_name,
+                 "--out", str(tmp_path / f"f32{suffix}")]) == 0
+    weights = ".bin" if format_name == "openvino" else suffix
+    assert (tmp_path / f"int8{weights}").stat().st_size < 0.6 * (tmp_path / f"f32{weights}").stat().st_size
+    exported = load_trained_model(tmp_path / f"int8{suffix}")  # the metadata travels into the quantised file
+    assert exported.class_names[0] == "airplane" and exported.runtime == ("openvino" if format_name == "openvino"
+                                                                          else "onnxruntime")
+
+
+def test_int8_is_for_the_runtimes_formats(capsys, tmp_path) -> None:
+    assert main(["export", "--pretrained", "resnet20", "--format", "pt2", "--int8", "--dataset", "cifar10-sample",
+                 "--out", str(tmp_path / "x.pt2")]) == 2
+    assert "--int8 exports are openvino or onnx, not pt2" in capsys.readouterr().err

@@ -30,8 +30,12 @@ needs_nncf = pytest.mark.skipif(not (installed("openvino") and installed("nncf")
                                 reason="OpenVINO int8 needs the openvino extra (openvino, nncf)")
 
 
+needs_onnxruntime = pytest.mark.skipif(not installed("onnxruntime"), reason="ONNX Runtime int8 needs the onnx extra")
+
+
 @pytest.mark.parametrize("backend", [pytest.param("torch", marks=needs_torchao),
-                                     pytest.param("openvino", marks=needs_nncf)])
+                                     pytest.param("openvino", marks=needs_nncf),
+                                     pytest.param("onnxruntime", marks=needs_onnxruntime)])
 def test_int8_eval_keeps_the_float_accuracy_and_predictions(trained_run, backend) -> None:
     float_results = evaluate(trained_run, out_dir=trained_run / "float")
     int8_results = evaluate(trained_run, out_dir=trained_run / f"int8-{backend}", int8=True, backend=backend)

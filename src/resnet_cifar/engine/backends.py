@@ -25,8 +25,8 @@ _RUNTIMES = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("openvino", "o
 # CPUs with native bf16 and without.
 AUTO_ORDER = ("openvino", "onnxruntime")
 # int8 backends: OpenVINO quantises with NNCF (auto's choice: as fast as torchao or faster for ResNet-18/56 on both
-# CPU kinds measured, and nearer float32's accuracy), PyTorch with torchao.
-INT8_BACKENDS = ("openvino", "torch")
+# CPU kinds measured, and nearer float32's accuracy), ONNX Runtime with its static quantisation, PyTorch with torchao.
+INT8_BACKENDS = ("openvino", "onnxruntime", "torch")
 
 
 def installed(backend: str) -> bool:
@@ -77,7 +77,8 @@ def choose_backend(trained: TrainedModel, name: str | None, *, int8: bool = Fals
     if name == "auto":
         name = "openvino" if installed("openvino") and installed("nncf") else "torch"
     if name not in INT8_BACKENDS:
-        raise ResnetCifarError(f"--int8 runs with --backend openvino (NNCF) or torch (torchao), not {name}")
+        raise ResnetCifarError(f"--int8 runs with --backend openvino (NNCF), onnxruntime or torch (torchao), not "
+                               f"{name}")
     if name == "openvino" and not installed("nncf"):
         raise ResnetCifarError("--int8 with --backend openvino needs nncf: pip install 'resnet-cifar[openvino]'")
     return _said(asked, resolve_backend(name, trained.device))
@@ -93,7 +94,7 @@ def _said(asked: str, chosen: str) -> str:
 def runnable(trained: TrainedModel, backend: str, int8_calibration: np.ndarray | None = None) -> nn.Module:
     """``trained``'s model for ``backend``: itself for PyTorch (or an exported file), else exported (verified) and
     loaded by the runtime. With ``int8_calibration`` (preprocessed images), quantised to int8 on them: by torchao
-    for PyTorch, by NNCF for OpenVINO."""
+    for PyTorch, by NNCF for OpenVINO, by its own static quantisation for ONNX Runtime."""
     if trained.runtime is not None:
         return trained.model
     if backend == "torch":
