@@ -38,7 +38,7 @@ class Variant:
     channels_last: bool = False
     compile: bool = False
     fold_bn: bool = False  # inference only
-    int8: bool = False  # inference on the CPU only, with torchao: quantised after folding, compiled
+    int8: bool = False  # inference on the CPU only: torchao (folded, quantised, compiled), or the runtime's int8
     runtime: str | None = None  # inference on the CPU only: the model exported and run by onnxruntime/openvino
 
 
@@ -47,7 +47,8 @@ TRAIN_VARIANTS = (Variant("float32"), Variant("bf16", torch.bfloat16),
 INFER_VARIANTS = (Variant("float32"), Variant("float32 + folded BN", fold_bn=True),
                   Variant("bf16 + channels_last + folded BN", torch.bfloat16, channels_last=True, fold_bn=True),
                   Variant("int8 + channels_last + folded BN", channels_last=True, fold_bn=True, int8=True),
-                  Variant("onnxruntime float32", runtime="onnxruntime"), Variant("openvino float32", runtime="openvino"),
+                  Variant("onnxruntime float32", runtime="onnxruntime"),
+                  Variant("openvino float32", runtime="openvino"),
                   Variant("openvino int8 (NNCF)", runtime="openvino", int8=True),
                   Variant("onnxruntime int8 (QDQ)", runtime="onnxruntime", int8=True))
 

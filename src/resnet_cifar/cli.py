@@ -296,8 +296,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     float_accuracy, int8_accuracy = done.accuracies or (float("nan"), float("nan"))
     how = "NNCF" if args.format == "openvino" else "ONNX Runtime's static quantisation"
     print(f"{done.path}: {args.format} int8 ({how}, calibrated on {len(images.calibration)} training images of "
-          f"{where}), batch {batch or 'dynamic'}; on its {len(images.check_labels)} test images: top-1 agreement with float32 "
-          f"{100 * done.agreement:.2f}%, accuracy {100 * int8_accuracy:.2f}% (float32 {100 * float_accuracy:.2f}%)")
+          f"{where}), batch {batch or 'dynamic'}; on its {len(images.check_labels)} test images: top-1 agreement "
+          f"with float32 {100 * done.agreement:.2f}%, accuracy {100 * int8_accuracy:.2f}% "
+          f"(float32 {100 * float_accuracy:.2f}%)")
     return 0
 
 

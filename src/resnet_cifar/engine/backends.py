@@ -13,10 +13,12 @@ from torch import nn
 
 from ..errors import ResnetCifarError
 from ..log import notice
-from .export import Int8Images, export, load_onnx, load_openvino
-from .exported import RuntimeModel
+from ..models.fold import fold_batchnorm
+from .device import resolve_device
+from .export import SUFFIXES, Int8Images, export, load_runner
+from .exported import RuntimeModel, is_exported
 from .loop import EVAL_BATCH_SIZE
-from .trained import TrainedModel
+from .trained import TrainedModel, load_trained_model
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 # Runtime -> the export format it runs and the Python module it needs.
@@ -50,6 +52,22 @@ def resolve_backend(name: str, device: torch.device) -> str:
         extra = _RUNTIMES[name][0]
         raise ResnetCifarError(f"--backend {name} needs {name}: pip install 'resnet-cifar[{extra}]'")
     return name
+
+
+def load_for_backend(source: str | Path, backend: str | None, device: str = "auto", *,
+                     int8: bool = False) -> TrainedModel:
+    """``source`` loaded where ``backend`` runs it: on the CPU for a runtime, an exported file or int8 when no
+    device is given (``auto``), else on ``device``."""
+    on_cpu = (int8 or backend not in (None, "torch", "auto") or is_exported(source)) and device == "auto"
+    return load_trained_model(source, resolve_device("cpu" if on_cpu else device))
+
+
+def answering_model(trained: TrainedModel, backend: str) -> nn.Module:
+    """What answers requests for images (predict, serve): for PyTorch the model with BatchNorm folded into the
+    convolutions (the same outputs up to rounding, fewer passes), else ``runnable``'s."""
+    if backend == "torch" and trained.runtime is None:
+        return fold_batchnorm(trained.model)
+    return runnable(trained, backend)
 
 
 def choose_backend(trained: TrainedModel, name: str | None, *, int8: bool = False) -> str:
@@ -107,11 +125,5 @@ def runnable(trained: TrainedModel, backend: str, int8_calibration: np.ndarray |
     format_name = _RUNTIMES[backend][0]
     int8 = Int8Images(int8_calibration) if int8_calibration is not None else None
     with tempfile.TemporaryDirectory() as scratch:
-        name = f"model{'.onnx' if format_name == 'onnx' else '.xml'}"
-        path = export(trained, format_name, Path(scratch) / name, int8=int8).path
-        if backend == "onnxruntime":
-            session = load_onnx(path)
-            name = session.get_inputs()[0].name
-            return RuntimeModel(lambda images: session.run(None, {name: images})[0], backend)
-        compiled = load_openvino(path)
-        return RuntimeModel(lambda images: compiled(images)[0], backend)
+        path = export(trained, format_name, Path(scratch) / f"model{SUFFIXES[format_name]}", int8=int8).path
+        return RuntimeModel(load_runner(format_name, path), backend)

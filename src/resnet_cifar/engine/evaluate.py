@@ -11,12 +11,10 @@ from ..data import load_dataset
 from ..errors import ResnetCifarError
 from ..files import atomic_write_json
 from ..plots import plot_confusion, plot_image_grid
-from .backends import choose_backend, runnable
-from .device import resolve_device
+from .backends import choose_backend, load_for_backend, runnable
 from .export import INT8_CALIBRATION_IMAGES
-from .exported import is_exported
 from .loop import Predictions, predict_batches
-from .trained import TrainedModel, load_trained_model
+from .trained import TrainedModel
 
 GRID_IMAGES = 64
 
@@ -33,8 +31,7 @@ def evaluate(source: str | Path, *, dataset: str | None = None, data_dir: str | 
     PyTorch, or the runtime of an exported file). ``int8`` evaluates the model quantised to int8 on the CPU,
     calibrated on training images (OpenVINO + NNCF, or PyTorch + torchao).
     """
-    on_cpu = (int8 or backend not in (None, "torch", "auto") or is_exported(source)) and device == "auto"
-    trained = load_trained_model(source, resolve_device("cpu" if on_cpu else device))
+    trained = load_for_backend(source, backend, device, int8=int8)
     backend = choose_backend(trained, backend, int8=int8)
     config = trained.info.get("config", {})
     dataset = dataset or trained.info.get("dataset", "cifar10")

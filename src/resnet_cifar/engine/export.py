@@ -130,11 +130,10 @@ def export(trained: TrainedModel, format_name: str, out: Path, *, batch: int | N
     with torch.no_grad():
         reference = model(images)
     out.parent.mkdir(parents=True, exist_ok=True)
-    writer, runner = {"onnx": (_write_onnx, _run_onnx), "openvino": (_write_openvino, _run_openvino),
-                      "pt2": (_write_pt2, _run_pt2)}[format_name]
+    writer = {"onnx": _write_onnx, "openvino": _write_openvino, "pt2": _write_pt2}[format_name]
     writer(model, images, out, metadata(trained, include_preprocessing), batch is None)
     try:
-        found = torch.from_numpy(np.asarray(runner(out, images.numpy())))
+        found = torch.from_numpy(np.asarray(load_runner(format_name, out)(images.numpy())))
     except ResnetCifarError:
         _remove(out, format_name)
         raise
@@ -195,9 +194,29 @@ def _quiet(logger: str) -> Iterator[None]:
         log.setLevel(level)
 
 
-def _run_onnx(path: Path, images: np.ndarray) -> np.ndarray:
-    session = load_onnx(path)
-    return session.run(None, {session.get_inputs()[0].name: images})[0]
+def load_runner(format_name: str, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """The exported file at ``path`` loaded once by its runtime: a function of images (NumPy) to logits."""
+    if format_name == "onnx":
+        return session_runner(load_onnx(path))
+    if format_name == "openvino":
+        compiled = load_openvino(path)
+        return lambda images: compiled(images)[0]
+    try:
+        module = torch.export.load(str(path)).module()
+    except Exception as error:  # noqa: BLE001  a damaged archive can fail anywhere in the loader
+        raise ResnetCifarError(f"{path} is not a loadable torch.export program ({first_line(error)})") from None
+
+    def run(images: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.from_numpy(images)).numpy()
+
+    return run
+
+
+def session_runner(session: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """An onnxruntime session as a function of images to logits."""
+    name = session.get_inputs()[0].name
+    return lambda images: session.run(None, {name: images})[0]
 
 
 def load_onnx(path: Path) -> Any:
@@ -240,23 +259,13 @@ def _export_int8(trained: TrainedModel, format_name: str, out: Path, batch: int 
         quantise(float_path, batches, out, metadata(trained), Path(scratch))
         if check is None or images.check_labels is None:
             return Exported(out, f"{format_name} int8", float("nan"), 1.0)
-        reference, found = _loaded(format_name, float_path), _loaded(format_name, out)
+        reference, found = load_runner(format_name, float_path), load_runner(format_name, out)
         ends = range(chunk, len(check) + 1, chunk) if batch else range(chunk, len(check) + chunk, chunk)
         answers = [(reference(check[end - chunk:end]).argmax(1), found(check[end - chunk:end]).argmax(1),
                     images.check_labels[end - chunk:end]) for end in ends]
     float_answers, int8_answers, labels = (np.concatenate(column) for column in zip(*answers))
     return Exported(out, f"{format_name} int8", float("nan"), 1.0, float(np.mean(float_answers == int8_answers)),
                     (float(np.mean(float_answers == labels)), float(np.mean(int8_answers == labels))))
-
-
-def _loaded(format_name: str, path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    """The exported file at ``path`` loaded once by its runtime: a function of images to logits."""
-    if format_name == "onnx":
-        session = load_onnx(path)
-        name = session.get_inputs()[0].name
-        return lambda images: session.run(None, {name: images})[0]
-    compiled = load_openvino(path)
-    return lambda images: compiled(images)[0]
 
 
 def _quantise_openvino(float_path: Path, batches: list[np.ndarray], out: Path, meta: dict[str, str],
@@ -307,10 +316,6 @@ def _quantise_onnx(float_path: Path, batches: list[np.ndarray], out: Path, meta:
     atomic_write(out, lambda f: f.write(proto.SerializeToString()))
 
 
-def _run_openvino(path: Path, images: np.ndarray) -> np.ndarray:
-    return load_openvino(path)(images)[0]
-
-
 def load_openvino(path: Path, precision: str = "f32") -> Callable:
     """A compiled OpenVINO model of ``path`` on the CPU in ``precision`` (f32, or bf16 where the CPU has it), with
     as many threads as PyTorch has (``--threads``)."""
@@ -328,15 +333,6 @@ def _write_pt2(model: torch.nn.Module, images: torch.Tensor, out: Path, meta: di
     atomic_write(out, lambda f: torch.export.save(program, f))
     atomic_write_json(out.with_suffix(".json"), {key: value if key in TEXT_METADATA else json.loads(value)
                                                  for key, value in meta.items()})
-
-
-def _run_pt2(path: Path, images: np.ndarray) -> np.ndarray:
-    try:
-        program = torch.export.load(str(path))
-    except Exception as error:  # noqa: BLE001  a damaged archive can fail anywhere in the loader
-        raise ResnetCifarError(f"{path} is not a loadable torch.export program ({first_line(error)})") from None
-    with torch.no_grad():
-        return program.module()(torch.from_numpy(images)).numpy()
 
 
 def _remove(out: Path, format_name: str) -> None:

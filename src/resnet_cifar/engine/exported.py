@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import ResnetCifarError, first_line
-from .export import FLOAT_INPUT, load_onnx, load_openvino, require_module
+from .export import FLOAT_INPUT, load_onnx, load_runner, require_module, session_runner
 from .trained import TrainedModel, check_info
 
 # File suffix -> the backend that runs it (a .pt2 program is PyTorch's own).
@@ -73,19 +73,18 @@ def load_exported(path: Path, device: torch.device) -> TrainedModel:
 
 
 def _load_onnx(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, str]]:
-    session = load_onnx(path)
-    name = session.get_inputs()[0].name
-    return (lambda images: session.run(None, {name: images})[0]), dict(session.get_modelmeta().custom_metadata_map)
+    session = load_onnx(path)  # one session: it runs the model and holds the metadata
+    return session_runner(session), dict(session.get_modelmeta().custom_metadata_map)
 
 
 def _load_openvino(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, str]]:
-    compiled = load_openvino(path)
+    run = load_runner("openvino", path)
     model = require_module("openvino", "openvino").Core().read_model(str(path))  # the compiled model drops rt_info
     meta = {}
     for key in ("producer", "model", "class_names", "mean", "std", "input_size", "input", "model_options"):
         if model.has_rt_info(["resnet_cifar", key]):
             meta[key] = model.get_rt_info(["resnet_cifar", key]).astype(str)
-    return (lambda images: compiled(images)[0]), meta
+    return run, meta
 
 
 def _load_pt2(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, str]]:
@@ -98,13 +97,4 @@ def _load_pt2(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str,
     if not isinstance(described, dict):
         raise ResnetCifarError(f"{sidecar} is not a resnet-cifar model description")
     meta = {key: value if isinstance(value, str) else json.dumps(value) for key, value in described.items()}
-    try:
-        module = torch.export.load(str(path)).module()
-    except Exception as error:  # noqa: BLE001  a damaged archive can fail anywhere in the loader
-        raise ResnetCifarError(f"{path} is not a loadable torch.export program ({first_line(error)})") from None
-
-    def run(images: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return module(torch.from_numpy(images)).numpy()
-
-    return run, meta
+    return load_runner("pt2", path), meta

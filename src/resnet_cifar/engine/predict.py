@@ -16,12 +16,9 @@ import torch
 from ..data import ImageSet
 from ..data.images import IMAGE_SUFFIXES, decode_image
 from ..errors import ResnetCifarError
-from ..models.fold import fold_batchnorm
-from .backends import choose_backend, runnable
-from .device import resolve_device
-from .exported import is_exported
+from .backends import answering_model, choose_backend, load_for_backend
 from .loop import predict_batches
-from .trained import TrainedModel, load_trained_model
+from .trained import TrainedModel
 
 URL_TIMEOUT_S = 10
 URL_MAX_BYTES = 20 * 1024 * 1024
@@ -134,10 +131,7 @@ def predict(source: str | Path | TrainedModel, inputs: Sequence[str], *, top_k: 
     """For each input: ``{"input": ..., "predictions": [{"class": name, "probability": p}, ...]}``; ``backend`` as
     ``evaluate`` takes it."""
     check_timeout(timeout)
-    exported = not isinstance(source, TrainedModel) and is_exported(source)
-    on_cpu = (backend not in (None, "torch", "auto") or exported) and device == "auto"
-    trained = source if isinstance(source, TrainedModel) else load_trained_model(
-        source, resolve_device("cpu" if on_cpu else device))
+    trained = source if isinstance(source, TrainedModel) else load_for_backend(source, backend, device)
     backend = choose_backend(trained, backend)
     if top_k < 1:
         raise ResnetCifarError(f"--top-k must be at least 1, got {top_k}")
@@ -147,8 +141,7 @@ def predict(source: str | Path | TrainedModel, inputs: Sequence[str], *, top_k: 
     images = torch.stack([load_input(item, trained.input_size[1:], timeout) for item in items])
     unlabelled = ImageSet(images, torch.zeros(len(items), dtype=torch.int64), trained.class_names)
     # Serving path: BatchNorm folded into the convolutions (same outputs up to rounding, fewer passes).
-    model = fold_batchnorm(trained.model) if backend == "torch" and trained.runtime is None \
-        else runnable(trained, backend)
+    model = answering_model(trained, backend)
     probabilities = predict_batches(model, trained.batches(unlabelled)).probabilities
     top = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     return [{"input": item, "predictions": [{"class": trained.class_names[c], "probability": float(p)}

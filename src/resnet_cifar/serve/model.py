@@ -11,14 +11,12 @@ from torch import nn
 
 from ..data import ImageSet
 from ..data.images import decode_image
-from ..engine.backends import choose_backend, runnable
-from ..engine.device import resolve_device
+from ..engine.backends import answering_model, choose_backend, load_for_backend
 from ..engine.exported import is_exported
 from ..engine.loop import predict_batches
 from ..engine.pretrained import pretrained_manifest, pretrained_weights
-from ..engine.trained import TrainedModel, load_trained_model
+from ..engine.trained import TrainedModel
 from ..errors import ResnetCifarError
-from ..models.fold import fold_batchnorm
 
 
 @dataclass
@@ -78,13 +76,9 @@ def load_served_model(source: str | None, pretrained: str | None, backend: str, 
     """Load ``source`` (run folder, model folder, checkpoint, exported file) or shipped weights ``pretrained``, and
     prepare it for ``backend`` (``auto``: the fastest installed for the device)."""
     path = pretrained_weights(pretrained) if pretrained else Path(str(source))
-    on_cpu = (backend not in ("torch", "auto") or is_exported(path)) and device == "auto"
-    trained = load_trained_model(path, resolve_device("cpu" if on_cpu else device))
+    trained = load_for_backend(path, backend, device)
     chosen = choose_backend(trained, backend)
-    if chosen == "torch" and trained.runtime is None:
-        network = fold_batchnorm(trained.model)  # same outputs up to rounding, fewer passes
-    else:
-        network = runnable(trained, chosen)
+    network = answering_model(trained, chosen)
     name = pretrained or (path.name if path.is_dir() or is_exported(path) else path.parent.name)
     return ServedModel(trained, network, chosen, name, _known_accuracy(path, pretrained))
 
