@@ -93,9 +93,12 @@ class _Loaded:
         self.error: str | None = None
 
 
-def create_app(settings: ServeSettings, on_load_failure: Callable[[str], None] = lambda message: None) -> FastAPI:
+def create_app(settings: ServeSettings, on_load_failure: Callable[[str], None] = lambda message: None, *,
+               load_first: bool = False) -> FastAPI:
     """The app for ``settings``: it starts answering at once (503 until the model is loaded, which happens in a
-    background thread); a model that cannot be loaded is reported to ``on_load_failure``."""
+    background thread); a model that cannot be loaded is reported to ``on_load_failure``. ``load_first``: the app
+    loads the model before it accepts a connection, as each of several worker processes must (they share one
+    socket, and a worker still loading would answer 503 beside ready ones)."""
     settings.check()
     metrics = ServerMetrics(settings.max_batch)
     loaded = _Loaded()
@@ -122,7 +125,11 @@ def create_app(settings: ServeSettings, on_load_failure: Callable[[str], None] =
             print(f"resnet-cifar: model {model.name} loaded, backend {model.backend}: ready", file=sys.stderr,
                   flush=True)
 
-        threading.Thread(target=load, name="resnet-cifar-load", daemon=True).start()
+        if load_first:
+            ready(await asyncio.to_thread(load_served_model, settings.source, settings.pretrained, settings.backend,
+                                          settings.device))
+        else:
+            threading.Thread(target=load, name="resnet-cifar-load", daemon=True).start()
         yield
         if loaded.batcher is not None:
             await loaded.batcher.stop()

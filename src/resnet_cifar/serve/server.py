@@ -59,7 +59,8 @@ def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, wo
 
 
 def _serve_workers(settings: ServeSettings, workers: int, options: dict[str, Any]) -> None:
-    """Several uvicorn worker processes, each with its own model; metrics summed over them (multiprocess mode)."""
+    """Several uvicorn worker processes, each with its own model, loaded before it takes a request; metrics summed
+    over them (multiprocess mode)."""
     from .model import load_served_model
 
     load_served_model(settings.source, settings.pretrained, settings.backend, settings.device)  # fail here, once
@@ -71,4 +72,4 @@ def _serve_workers(settings: ServeSettings, workers: int, options: dict[str, Any
 
 def app_from_environment() -> Any:
     """The app of a worker process, from the settings its parent put in the environment."""
-    return create_app(ServeSettings(**json.loads(os.environ[SETTINGS_VARIABLE])))
+    return create_app(ServeSettings(**json.loads(os.environ[SETTINGS_VARIABLE])), load_first=True)
