@@ -69,6 +69,26 @@ def test_sgd_nesterov_and_momentum() -> None:
     assert group["momentum"] == 0.8 and group["nesterov"] is True
 
 
+@pytest.mark.parametrize("decay_norm_and_bias", [True, False])
+def test_weight_decay_of_norm_and_bias_parameters(decay_norm_and_bias: bool) -> None:
+    """With zero gradients only weight decay moves a parameter: conv/linear weights always shrink, BatchNorm
+    weights and biases only when they decay too."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                                torch.nn.LazyLinear(2))
+    model(torch.zeros(1, 3, 5, 5))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(0.5)  # BatchNorm's bias starts at zero, which decay would not move
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    optimizer = build_optimizer(TrainConfig(weight_decay=0.1, decay_norm_and_bias=decay_norm_and_bias), model)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    one_dimensional = {"0.bias", "1.weight", "1.bias", "3.bias"}
+    assert moved == {"0.weight", "3.weight"} | (one_dimensional if decay_norm_and_bias else set())
+
+
 @pytest.mark.parametrize("settings,message", [
     ({"epochs": 0}, "--epochs must be a positive integer"),
     ({"batch_size": -1}, "--batch-size must be a positive integer"),

@@ -43,11 +43,14 @@ class TrainConfig:
     download: bool = setting(True, "fetch the official CIFAR archive when the folder is missing")
     out: str = setting("", "run folder", shown="runs/MODEL-DATASET-TIME")
     epochs: int = setting(30, "epochs")
-    batch_size: int = setting(512, "training batch size; with torchrun, of all processes together")
+    batch_size: int = setting(512, "training batch size; with torchrun, of all processes together. On a CPU "
+                              "128 trains as many images/s as 512 and, at the same lr, better per epoch")
     optimizer: str = setting("sgd", "optimizer", choices=OPTIMIZERS)
     lr: float = setting(0.2, "peak learning rate")
     momentum: float = setting(0.9, "SGD momentum")
-    weight_decay: float = setting(5e-4, "weight decay (of every parameter)")
+    weight_decay: float = setting(5e-4, "weight decay")
+    decay_norm_and_bias: bool = setting(True, "apply weight decay to BatchNorm weights and to biases too; with "
+                                        "--no-decay-norm-and-bias only conv and linear weights decay")
     nesterov: bool = setting(True, "Nesterov momentum for SGD")
     schedule: str = setting("onecycle", "learning-rate schedule", choices=SCHEDULES)
     warmup_epochs: float | None = setting(None, "linear warm-up in epochs",
@@ -77,7 +80,8 @@ class TrainConfig:
     sync_bn: bool = setting(False, "with several processes (torchrun), BatchNorm statistics over the batches of "
                             "all of them")
     ema: bool = setting(False, "evaluate and export an exponential moving average of the weights")
-    ema_decay: float = setting(0.999, "decay of the weights' moving average")
+    ema_decay: float = setting(0.999, "decay of the weights' moving average, reached after a warm-up: "
+                               "min(decay, (1 + n) / (10 + n)) after n steps")
     seed: int = setting(0, "seed of initialisation, data order and augmentation")
     deterministic: bool = setting(False, "deterministic kernels only: bit-reproducible CPU runs; on CUDA turns off "
                                   "cuDNN autotuning (slower)")

@@ -20,16 +20,22 @@ Scheduler = LRScheduler | ReduceLROnPlateau
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     """SGD (momentum, optional Nesterov), Adam or AdamW over every parameter, with weight decay.
 
-    On CUDA the fused implementation is used where this torch has one (one kernel for all parameters).
+    Without ``decay_norm_and_bias`` the one-dimensional parameters (BatchNorm weights and biases, every bias)
+    form a second group without weight decay. On CUDA the fused implementation is used where this torch has
+    one (one kernel for all parameters).
     """
     params = list(model.parameters())
+    groups: list[dict] = [{"params": params}]
+    if not config.decay_norm_and_bias:
+        groups = [{"params": [p for p in params if p.ndim > 1]},
+                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
     kind = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer]
     options: dict = {"lr": config.lr, "weight_decay": config.weight_decay}
     if config.optimizer == "sgd":
         options.update(momentum=config.momentum, nesterov=config.nesterov and config.momentum > 0)
     if params and params[0].is_cuda and "fused" in inspect.signature(kind).parameters:
         options["fused"] = True
-    return kind(params, **options)
+    return kind(groups, **options)
 
 
 def warmup_steps(config: TrainConfig, steps_per_epoch: int) -> int:
