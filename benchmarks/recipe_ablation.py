@@ -1,0 +1,127 @@
+"""Ablation of training-recipe ingredients: one short run per variant, side by side on one machine.
+
+    python benchmarks/recipe_ablation.py --data-dir DATA_DIR --out DIR [--epochs 10] [--train-subset 10000]
+        [--model resnet20] [--dataset cifar10] [--seed 0] [--only NAME ...]
+
+Every variant is the base recipe (``resnet-cifar train``'s defaults, i.e. the ``default`` recipe) plus the
+options listed for it, trained with ``resnet-cifar train`` in a subprocess for the same epochs on the same
+class-balanced training subset, one after the other, nothing else running. A variant whose run folder already
+holds all its epochs is not trained again, so an interrupted ablation continues where it stopped; with
+``--only`` the other variants' finished runs are reported beside the ones trained. Writes DIR/ablation.json
+(final test accuracy, best, seconds per variant, the command, the CPU) and DIR/ablation.png (test accuracy per
+epoch), and prints a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from resnet_cifar.plots import save_figure  # also selects matplotlib's file-only Agg backend
+
+# (name, options added to the base): each changes one ingredient of the base, except the last ones, which
+# combine the ingredients that won on this kind of run.
+VARIANTS: list[tuple[str, list[str]]] = [
+    ("base: batch 512, lr 0.2", []),
+    ("batch 128, lr 0.05 (lr scaled with the batch)", ["--batch-size", "128", "--lr", "0.05"]),
+    ("batch 128, lr 0.1", ["--batch-size", "128", "--lr", "0.1"]),
+    ("batch 128, lr 0.2", ["--batch-size", "128", "--lr", "0.2"]),
+    ("batch 128, lr 0.1, no decay on BN/bias", ["--batch-size", "128", "--lr", "0.1", "--no-decay-norm-and-bias"]),
+    ("batch 128, lr 0.1, no label smoothing", ["--batch-size", "128", "--lr", "0.1", "--label-smoothing", "0"]),
+    ("batch 128, lr 0.1, no Nesterov", ["--batch-size", "128", "--lr", "0.1", "--no-nesterov"]),
+    ("batch 128, lr 0.1, cosine (1 epoch warm-up)", ["--batch-size", "128", "--lr", "0.1", "--schedule", "cosine",
+                                                     "--warmup-epochs", "1"]),
+    ("batch 128, lr 0.1, weight decay 1e-4", ["--batch-size", "128", "--lr", "0.1", "--weight-decay", "1e-4"]),
+    ("batch 128, lr 0.1, EMA", ["--batch-size", "128", "--lr", "0.1", "--ema"]),
+    ("batch 128, lr 0.1, cutout 8", ["--batch-size", "128", "--lr", "0.1", "--cutout", "8"]),
+]
+
+
+def read_rows(run: Path) -> list[dict[str, float]]:
+    """The epoch rows of a run's metrics.csv (empty when it has none yet)."""
+    path = run / "metrics.csv"
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+def cpu_description() -> str:
+    """The CPU's model name, family and model, and whether it has native bf16 and VNNI (what decides speed here)."""
+    fields: dict[str, str] = {}
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    kinds = [flag for flag in ("avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if flag in flags] or ["avx2 only"]
+    return (f"{fields.get('model name', 'unknown')} (family {fields.get('cpu family', '?')} model "
+            f"{fields.get('model', '?')}), {' '.join(kinds)}")
+
+
+def train(command: list[str], run: Path, epochs: int) -> list[dict[str, float]]:
+    """Train one variant unless its folder already holds every epoch (then its rows are reused)."""
+    rows = read_rows(run)
+    if len(rows) < epochs:
+        if run.exists():
+            command = [*command, "--resume"]
+        subprocess.run(command, check=True)
+        rows = read_rows(run)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--model", default="resnet20")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--train-subset", type=int, default=10000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run these variants only (names as in the table)")
+    args = parser.parse_args()
+    names = [name for name, _ in VARIANTS]
+    unknown = sorted(set(args.only or []) - set(names))
+    if unknown:
+        parser.error(f"unknown variant {unknown[0]!r}: choose from {'; '.join(names)}")
+    results = []
+    for index, (name, options) in enumerate(VARIANTS):
+        run = args.out / f"variant-{index:02d}"
+        command = [sys.executable, "-m", "resnet_cifar", "train", "--model", args.model, "--epochs", str(args.epochs),
+                   "--train-subset", str(args.train_subset), "--seed", str(args.seed), "--device", "cpu",
+                   "--dataset", args.dataset, "--data-dir", args.data_dir, "--no-download", "--channels-last",
+                   "--quiet", "--out", str(run), *options]
+        rows = read_rows(run) if args.only and name not in args.only else train(command, run, args.epochs)
+        if len(rows) < args.epochs:
+            continue  # not selected and not run before
+        results.append({"name": name, "options": options, "command": shlex.join(command[2:]),
+                        "final_test_acc": rows[-1]["test_acc"], "best_test_acc": max(r["test_acc"] for r in rows),
+                        "seconds": rows[-1]["wall_seconds"], "test_acc": [r["test_acc"] for r in rows]})
+        print(f"{name}: {100 * rows[-1]['test_acc']:.2f}% in {rows[-1]['wall_seconds']:.0f} s", flush=True)
+    report = {"model": args.model, "epochs": args.epochs, "train_subset": args.train_subset, "seed": args.seed,
+              "cpu": cpu_description(), "threads": torch.get_num_threads(), "results": results}
+    (args.out / "ablation.json").write_text(json.dumps(report, indent=2) + "\n")
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for result in results:
+        axes.plot(range(1, len(result["test_acc"]) + 1), [100 * a for a in result["test_acc"]], label=result["name"])
+    axes.set(xlabel="epoch", ylabel="test accuracy (%)",
+             title=f"{args.model}, {args.train_subset} training images, {args.epochs} epochs, seed {args.seed}")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    save_figure(figure, args.out / "ablation.png")
+    print("\n| variant | final test acc | best | seconds |\n|---|---:|---:|---:|")
+    for result in results:
+        print(f"| {result['name']} | {100 * result['final_test_acc']:.2f}% | {100 * result['best_test_acc']:.2f}% "
+              f"| {result['seconds']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
