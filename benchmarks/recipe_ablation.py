@@ -14,7 +14,6 @@ epoch), and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shlex
 import subprocess
@@ -23,7 +22,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+from time_to_accuracy import read_metrics
 
+from resnet_cifar.engine.device import cpu_has_vnni, cpu_supports_bf16
 from resnet_cifar.plots import save_figure  # also selects matplotlib's file-only Agg backend
 
 # (name, options added to the base): each changes one ingredient of the base, except the last ones, which
@@ -47,10 +48,7 @@ VARIANTS: list[tuple[str, list[str]]] = [
 def read_rows(run: Path) -> list[dict[str, float]]:
     """The epoch rows of a run's metrics.csv (empty when it has none yet)."""
     path = run / "metrics.csv"
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+    return read_metrics(path) if path.exists() else []
 
 
 def cpu_description() -> str:
@@ -60,10 +58,8 @@ def cpu_description() -> str:
         for line in f:
             key, _, value = line.partition(":")
             fields.setdefault(key.strip(), value.strip())
-    flags = set(fields.get("flags", "").split())
-    kinds = [flag for flag in ("avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if flag in flags] or ["avx2 only"]
     return (f"{fields.get('model name', 'unknown')} (family {fields.get('cpu family', '?')} model "
-            f"{fields.get('model', '?')}), {' '.join(kinds)}")
+            f"{fields.get('model', '?')}), native bf16: {cpu_supports_bf16()}, VNNI: {cpu_has_vnni()}")
 
 
 def train(command: list[str], run: Path, epochs: int) -> list[dict[str, float]]:

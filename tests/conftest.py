@@ -36,11 +36,17 @@ def _run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpr
 
 @pytest.fixture(scope="session")
 def load_script():
-    """``load_script("benchmarks/x.py")``: import a repository script (not part of the package) as a module."""
+    """``load_script("benchmarks/x.py")``: import a repository script (not part of the package) as a module; its
+    folder is on the import path while it loads, as when it runs, so it can import the scripts beside it."""
     def load(relative: str) -> ModuleType:
-        spec = importlib.util.spec_from_file_location(Path(relative).stem, REPO / relative)
+        path = REPO / relative
+        spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        sys.path.insert(0, str(path.parent))
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(path.parent))
         return module
 
     return load

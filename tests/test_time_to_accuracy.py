@@ -100,7 +100,6 @@ def test_the_paper_reference_projects_the_timed_epochs_to_the_whole_run(script, 
                                                                          monkeypatch, capsys) -> None:
     """Three epochs of 50 s and two of 75 s timed here: 60 s an epoch, 164 epochs take 9,840 s, and a run
     reaching the given final accuracy at 3,280 s is 3x sooner."""
-    monkeypatch.syspath_prepend(str(Path(script.__file__).parent))  # paper_reference imports time_to_accuracy
     reference = load_script("benchmarks/paper_reference.py")
     before = _metrics_csv(tmp_path / "before.csv", [0.4, 0.5, 0.6], seconds_per_epoch=50)
     after = _metrics_csv(tmp_path / "after.csv", [0.4, 0.5], seconds_per_epoch=75)
