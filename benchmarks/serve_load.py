@@ -6,10 +6,11 @@ off (--max-batch 1) a real server in a subprocess and wrk (Debian's package: C, 
 send it, far lighter than a Python client on a 2-core machine) posting one 32x32 PNG from --concurrency
 connections, for as long as --requests take at the rate a 5 s warm-up measured: requests/s, p50/p99 latency,
 errors, and the server's resident memory before and after. ResNet-18 has random weights (the speed does not
-depend on them).
+depend on them). With --int8 each model is served from its OpenVINO int8 export (`resnet-cifar export --format
+openvino --int8`, calibrated on the bundled sample), as a user deploying for speed would serve it.
 
     .venv/bin/python benchmarks/serve_load.py [--models resnet20 resnet18] [--requests 20000]
-        [--concurrency 64 16] [--json FILE]
+        [--concurrency 64 16] [--int8] [--json FILE]
 """
 from __future__ import annotations
 
@@ -47,6 +48,14 @@ def model_source(name: str, scratch: Path) -> list[str]:
     export_model(folder, model.state_dict(), model_info(name, {}, CIFAR10_CLASSES, (3, 32, 32), [0.49, 0.48, 0.45],
                                                         [0.25, 0.24, 0.26]))
     return [str(folder)]
+
+
+def int8_export(source: list[str], name: str, scratch: Path) -> list[str]:
+    """serve's arguments for the OpenVINO int8 export of ``source`` (written by ``resnet-cifar export``)."""
+    out = scratch / f"{name}-int8.xml"
+    subprocess.run([sys.executable, "-m", "resnet_cifar", "export", *source, "--format", "openvino", "--int8",
+                    "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
+    return [str(out)]
 
 
 def raw_rate(source: list[str], backend: str, batch: int, seconds: float = 10.0) -> tuple[float, str]:
@@ -129,6 +138,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[64], help="open connections; several: "
                         "one set of rows each (default 64)")
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--int8", action="store_true", help="serve each model's OpenVINO int8 export")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -139,6 +149,8 @@ def main() -> None:
         script.write_text(WRK_SCRIPT)
         for name in args.models:
             source = model_source(name, Path(scratch))
+            if args.int8:
+                source = int8_export(source, name, Path(scratch))
             raw, backend = raw_rate(source, args.backend, 64)
             for concurrency, (batching, max_batch) in itertools.product(args.concurrency, (("on", 64), ("off", 1))):
                 process, url = start_server(source, args.backend, max_batch)
@@ -150,16 +162,17 @@ def main() -> None:
                 finally:
                     process.terminate()
                     process.wait(timeout=60)
-                row = {"model": name, "backend": backend, "batching": batching, "max_batch": max_batch,
-                       "clients": concurrency, "raw_images_per_s": raw, **load,
+                row = {"model": name, "int8": args.int8, "backend": backend, "batching": batching,
+                       "max_batch": max_batch, "clients": concurrency, "raw_images_per_s": raw, **load,
                        "share_of_raw": load["requests_per_s"] / raw, "rss_before_mb": before, "rss_after_mb": after}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     print(f"\n{os.cpu_count()} CPUs, torch {torch.__version__}, about {args.requests} requests a row")
-    print(f"{'model':<9} {'clients':>7} {'batching':<8} {'req/s':>8} {'raw img/s':>9} {'share':>6} {'p50 ms':>7} "
+    print(f"{'model':<14} {'clients':>7} {'batching':<8} {'req/s':>8} {'raw img/s':>9} {'share':>6} {'p50 ms':>7} "
           f"{'p99 ms':>7} {'errors':>6} {'RSS MB before/after':>20}")
     for row in rows:
-        print(f"{row['model']:<9} {row['clients']:>7} {row['batching']:<8} {row['requests_per_s']:>8.1f} "
+        model = row["model"] + (" int8" if row["int8"] else "")
+        print(f"{model:<14} {row['clients']:>7} {row['batching']:<8} {row['requests_per_s']:>8.1f} "
               f"{row['raw_images_per_s']:>9.1f} {row['share_of_raw']:>6.0%} {row['p50_ms']:>7.0f} "
               f"{row['p99_ms']:>7.0f} "
               f"{row['socket_errors'] + row['non_2xx']:>6.0f} {row['rss_before_mb']:>9.0f} / {row['rss_after_mb']:.0f}")

@@ -55,7 +55,7 @@ def compare(baseline: list[dict], ours: list[dict], baseline_planned_epochs: int
     return {
         "baseline_final_acc": target, "baseline_seconds": wall_seconds(baseline[-1]),
         "baseline_compute_seconds": baseline[-1]["elapsed_seconds"],
-        "baseline_epochs": int(baseline[-1].get("epoch", len(baseline))),  # paper_reference.py: its last row only
+        "baseline_epochs": int(baseline[-1].get("epoch", len(baseline))),  # projected_reference.py: its last row only
         "baseline_planned_epochs": baseline_planned_epochs,
         "ours_final_acc": ours[-1]["test_acc"], "ours_seconds": wall_seconds(ours[-1]),
         "ours_compute_seconds": ours[-1]["elapsed_seconds"], "ours_epochs": len(ours),

@@ -91,7 +91,7 @@ def test_every_option_given_reaches_the_config() -> None:
 def test_no_option_gives_the_default_recipe_and_a_recipe_is_overridden_only_where_given() -> None:
     assert _config_from_args(build_parser().parse_args(["train"])) == TrainConfig()
     fast = _config_from_args(build_parser().parse_args(["train", "--recipe", "fast", "--lr", "0.3"]))
-    assert (fast.epochs, fast.channels_last, fast.lr, fast.recipe) == (15, True, 0.3, "fast")
+    assert (fast.epochs, fast.channels_last, fast.lr, fast.recipe) == (10, True, 0.3, "fast")
 
 
 @pytest.mark.parametrize("experiment", ["degradation", "paper", "compare"])

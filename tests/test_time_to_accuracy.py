@@ -96,14 +96,14 @@ def test_the_wall_clock_counts_when_rows_have_it(script, tmp_path: Path) -> None
     assert summary["ours_seconds_reaching"] == 5.0 and summary["ours_compute_seconds_reaching"] == 4.0
 
 
-def test_the_paper_reference_projects_the_timed_epochs_to_the_whole_run(script, load_script, tmp_path: Path,
-                                                                         monkeypatch, capsys) -> None:
+def test_the_projected_reference_projects_the_timed_epochs_to_the_whole_run(script, load_script, tmp_path: Path,
+                                                                             monkeypatch, capsys) -> None:
     """Three epochs of 50 s and two of 75 s timed here: 60 s an epoch, 164 epochs take 9,840 s, and a run
     reaching the given final accuracy at 3,280 s is 3x sooner."""
-    reference = load_script("benchmarks/paper_reference.py")
+    reference = load_script("benchmarks/projected_reference.py")
     before = _metrics_csv(tmp_path / "before.csv", [0.4, 0.5, 0.6], seconds_per_epoch=50)
     after = _metrics_csv(tmp_path / "after.csv", [0.4, 0.5], seconds_per_epoch=75)
-    monkeypatch.setattr(sys, "argv", ["paper_reference.py", str(before), str(after), "--final-acc", "0.8768",
+    monkeypatch.setattr(sys, "argv", ["projected_reference.py", str(before), str(after), "--final-acc", "0.8768",
                                       "--epochs", "164", "--out", str(tmp_path / "paper.json")])
     reference.main()
     assert "60.0 s per epoch over 5 epochs: 164 epochs = 164.0 min" in capsys.readouterr().out

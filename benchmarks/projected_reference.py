@@ -1,15 +1,16 @@
-"""The paper recipe's wall time on this machine, from a few of its epochs timed here, as a time-to-accuracy baseline.
+"""A long recipe's wall time on this machine, from a few of its epochs timed here, as a time-to-accuracy baseline.
 
-    python benchmarks/paper_reference.py CALIBRATION_RUN/metrics.csv... --final-acc 0.8768 --epochs 164 --out FILE
+    python benchmarks/projected_reference.py CALIBRATION_RUN/metrics.csv... --final-acc 0.8768 --epochs 164 --out FILE
 
-The paper recipe's full run (164 epochs, 93 min on the faster AVX-512 host of session 4) is too long to repeat
-beside every new recipe, and its accuracy per epoch does not depend on the host, its time does. So the same recipe
-(`resnet-cifar train --model resnet20 --batch-size 128 --lr 0.1 --weight-decay 1e-4 --no-nesterov --schedule
-multistep --milestones 82 123 --epochs 164 --label-smoothing 0 --channels-last`) is timed for a few epochs on the
-machine of the comparison (before and after it, say, as the host's speed drifts), and its whole run is projected:
-the mean wall seconds of all those epochs (each run's first, with its start-up, included) times ``--epochs``.
-FILE is a baseline report for ``time_to_accuracy.py``: one row, the recipe's final accuracy (from its full run,
-given as ``--final-acc``) at the projected time.
+A baseline recipe's full run (the paper's 164 epochs took 93 min on the faster AVX-512 host of session 4, the
+seeds' 50 epochs 27 min) is too long to repeat beside every new recipe, and its accuracy per epoch does not depend
+on the host, its time does. So the same recipe (the paper's: `resnet-cifar train --model resnet20 --batch-size 128
+--lr 0.1 --weight-decay 1e-4 --no-nesterov --schedule multistep --milestones 82 123 --epochs 164 --label-smoothing
+0 --channels-last`; the seeds': `resnet-cifar train --recipe seeds-sgd --model resnet20 --channels-last`) is timed
+for a few epochs on the machine of the comparison (before and after it, say, as the host's speed drifts), and its
+whole run is projected: the mean wall seconds of all those epochs (each run's first, with its start-up, included)
+times ``--epochs``. FILE is a baseline report for ``time_to_accuracy.py``: one row, the recipe's final accuracy
+(from its full run, given as ``--final-acc``) at the projected time.
 """
 from __future__ import annotations
 
