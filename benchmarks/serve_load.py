@@ -54,7 +54,7 @@ def int8_export(source: list[str], name: str, scratch: Path) -> list[str]:
     """serve's arguments for the OpenVINO int8 export of ``source`` (written by ``resnet-cifar export``)."""
     out = scratch / f"{name}-int8.xml"
     subprocess.run([sys.executable, "-m", "resnet_cifar", "export", *source, "--format", "openvino", "--int8",
-                    "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
+                    "--dataset", "cifar10-sample", "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
     return [str(out)]
 
 
