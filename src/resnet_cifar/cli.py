@@ -173,7 +173,7 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         description="Train a model. Without options: the default recipe, ResNet-18 on CIFAR-10 (SGD + Nesterov, "
                     "batch 512, one-cycle, label smoothing). --recipe picks another group of settings; options "
                     "given override it.",
-        epilog=f"Recipes: {recipes}.".replace("%", "%%"))
+        epilog=f"Recipes: {recipes}.")  # argparse does not %-format an epilog
     this_call = train.add_argument_group("this call (not saved with the run)")
     this_call.add_argument("--resume", metavar="RUN", help="continue the run in this folder from last.pt with its "
                            "saved settings (only --device and --data-dir may differ)")
@@ -412,7 +412,7 @@ def _add_import_parser(commands: argparse._SubParsersAction) -> None:
         description="Convert published weights into a model folder (model.safetensors + model.json with the "
                     "classes and the preprocessing the source used) that eval, predict and train --init-from "
                     "accept. SOURCE is a file, or one of the format's names, downloaded once with a hash check into "
-                    "torch's hub cache.", epilog=f"Formats: {formats}.".replace("%", "%%"))
+                    "torch's hub cache.", epilog=f"Formats: {formats}.")
     command.add_argument("format", choices=list(FORMATS), help="whose checkpoint it is")
     command.add_argument("source", help="the checkpoint file, or a name of the format's downloads")
     command.add_argument("--model", help="our model it is (default: the download's; see 'resnet-cifar models')")
