@@ -173,7 +173,7 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         description="Train a model. Without options: the default recipe, ResNet-18 on CIFAR-10 (SGD + Nesterov, "
                     "batch 512, one-cycle, label smoothing). --recipe picks another group of settings; options "
                     "given override it.",
-        epilog=f"Recipes: {recipes}.")  # argparse does not %-format an epilog
+        epilog=f"Recipes: {recipes}.")  # an epilog is %-formatted only if it holds %(prog)
     this_call = train.add_argument_group("this call (not saved with the run)")
     this_call.add_argument("--resume", metavar="RUN", help="continue the run in this folder from last.pt with its "
                            "saved settings (only --device and --data-dir may differ)")
