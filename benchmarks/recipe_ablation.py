@@ -1,15 +1,17 @@
 """Ablation of training-recipe ingredients: one short run per variant, side by side on one machine.
 
-    python benchmarks/recipe_ablation.py --data-dir DATA_DIR --out DIR [--epochs 10] [--train-subset 10000]
-        [--model resnet20] [--dataset cifar10] [--seed 0] [--only NAME ...]
+    python benchmarks/recipe_ablation.py --data-dir DATA_DIR --out DIR [--set short|long] [--epochs 10]
+        [--train-subset 10000] [--model resnet20] [--dataset cifar10] [--seed 0] [--only NAME ...]
 
-Every variant is the base recipe (``resnet-cifar train``'s defaults, i.e. the ``default`` recipe) plus the
-options listed for it, trained with ``resnet-cifar train`` in a subprocess for the same epochs on the same
-class-balanced training subset, one after the other, nothing else running. A variant whose run folder already
-holds all its epochs is not trained again, so an interrupted ablation continues where it stopped; with
-``--only`` the other variants' finished runs are reported beside the ones trained. Writes DIR/ablation.json
-(final test accuracy, best, seconds per variant, the command, the CPU) and DIR/ablation.png (test accuracy per
-epoch), and prints a Markdown table.
+Every variant is the base recipe (``resnet-cifar train``'s defaults, i.e. the ``default`` recipe) plus the options
+listed for it. The ``short`` set varies each ingredient of that recipe; the ``long`` set starts from its CPU form
+(batch 128, lr 0.2, the short set's winner) and adds, one at a time, the regularisers that may pay only when each
+image is seen many times, as in a long run (give it more epochs), then tries half that batch. The variants are
+trained with ``resnet-cifar train`` in a subprocess for the same epochs on the same class-balanced training subset,
+one after the other, nothing else running. A variant whose run folder already holds all its epochs is not trained
+again, so an interrupted ablation continues where it stopped; with ``--only`` the other variants' finished runs are
+reported beside the ones trained. Writes DIR/ablation.json (final test accuracy, best, seconds per variant, the
+command, the CPU) and DIR/ablation.png (test accuracy per epoch), and prints a Markdown table.
 """
 from __future__ import annotations
 
@@ -27,9 +29,8 @@ from time_to_accuracy import read_metrics
 from resnet_cifar.engine.device import cpu_has_vnni, cpu_supports_bf16
 from resnet_cifar.plots import save_figure  # also selects matplotlib's file-only Agg backend
 
-# (name, options added to the base): each changes one ingredient of the base, except the last ones, which
-# combine the ingredients that won on this kind of run.
-VARIANTS: list[tuple[str, list[str]]] = [
+# (name, options added to the base): each changes one ingredient of the base.
+SHORT_VARIANTS: list[tuple[str, list[str]]] = [
     ("base: batch 512, lr 0.2", []),
     ("batch 128, lr 0.05 (lr scaled with the batch)", ["--batch-size", "128", "--lr", "0.05"]),
     ("batch 128, lr 0.1", ["--batch-size", "128", "--lr", "0.1"]),
@@ -43,6 +44,16 @@ VARIANTS: list[tuple[str, list[str]]] = [
     ("batch 128, lr 0.1, EMA", ["--batch-size", "128", "--lr", "0.1", "--ema"]),
     ("batch 128, lr 0.1, cutout 8", ["--batch-size", "128", "--lr", "0.1", "--cutout", "8"]),
 ]
+CPU_BASE = ["--batch-size", "128", "--lr", "0.2"]
+LONG_VARIANTS: list[tuple[str, list[str]]] = [
+    ("batch 128, lr 0.2", CPU_BASE),
+    ("batch 128, lr 0.2, cutout 8", [*CPU_BASE, "--cutout", "8"]),
+    ("batch 128, lr 0.2, zero-init residual", [*CPU_BASE, "--zero-init-residual"]),
+    ("batch 128, lr 0.2, label smoothing 0.2", [*CPU_BASE, "--label-smoothing", "0.2"]),
+    ("batch 128, lr 0.2, weight decay 1e-3", [*CPU_BASE, "--weight-decay", "1e-3"]),
+    ("batch 64, lr 0.2 (twice the steps)", ["--batch-size", "64", "--lr", "0.2"]),
+]
+VARIANT_SETS = {"short": SHORT_VARIANTS, "long": LONG_VARIANTS}
 
 
 def read_rows(run: Path) -> list[dict[str, float]]:
@@ -82,14 +93,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--train-subset", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", choices=VARIANT_SETS, default="short", help="which variants (see above)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run these variants only (names as in the table)")
     args = parser.parse_args()
-    names = [name for name, _ in VARIANTS]
+    variants = VARIANT_SETS[args.set]
+    names = [name for name, _ in variants]
     unknown = sorted(set(args.only or []) - set(names))
     if unknown:
         parser.error(f"unknown variant {unknown[0]!r}: choose from {'; '.join(names)}")
     results = []
-    for index, (name, options) in enumerate(VARIANTS):
+    for index, (name, options) in enumerate(variants):
         run = args.out / f"variant-{index:02d}"
         command = [sys.executable, "-m", "resnet_cifar", "train", "--model", args.model, "--epochs", str(args.epochs),
                    "--train-subset", str(args.train_subset), "--seed", str(args.seed), "--device", "cpu",
@@ -102,8 +115,8 @@ def main() -> None:
                         "final_test_acc": rows[-1]["test_acc"], "best_test_acc": max(r["test_acc"] for r in rows),
                         "seconds": rows[-1]["wall_seconds"], "test_acc": [r["test_acc"] for r in rows]})
         print(f"{name}: {100 * rows[-1]['test_acc']:.2f}% in {rows[-1]['wall_seconds']:.0f} s", flush=True)
-    report = {"model": args.model, "epochs": args.epochs, "train_subset": args.train_subset, "seed": args.seed,
-              "cpu": cpu_description(), "threads": torch.get_num_threads(), "results": results}
+    report = {"set": args.set, "model": args.model, "epochs": args.epochs, "train_subset": args.train_subset,
+              "seed": args.seed, "cpu": cpu_description(), "threads": torch.get_num_threads(), "results": results}
     (args.out / "ablation.json").write_text(json.dumps(report, indent=2) + "\n")
     figure, axes = plt.subplots(figsize=(8, 5))
     for result in results:

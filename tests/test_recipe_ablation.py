@@ -13,15 +13,16 @@ def script(load_script):
     return load_script("benchmarks/recipe_ablation.py")
 
 
-def _ablate(script, monkeypatch, out: Path, *names: str) -> dict:
+def _ablate(script, monkeypatch, out: Path, *names: str, variant_set: str = "short") -> dict:
     monkeypatch.setattr(sys, "argv", ["recipe_ablation.py", "--dataset", "cifar10-sample", "--epochs", "1",
-                                      "--train-subset", "1000", "--out", str(out), "--only", *names])
+                                      "--train-subset", "1000", "--out", str(out), "--set", variant_set,
+                                      "--only", *names])
     script.main()
     return json.loads((out / "ablation.json").read_text())
 
 
 def test_variants_train_once_and_are_reported_together(script, monkeypatch, tmp_path: Path) -> None:
-    names = [name for name, _ in script.VARIANTS]
+    names = [name for name, _ in script.SHORT_VARIANTS]
     first = _ablate(script, monkeypatch, tmp_path, names[0], names[2])
     assert [r["name"] for r in first["results"]] == [names[0], names[2]]
     assert "--batch-size 128" in first["results"][1]["command"] and "--batch-size" not in first["results"][0]["command"]
@@ -33,6 +34,16 @@ def test_variants_train_once_and_are_reported_together(script, monkeypatch, tmp_
     assert (tmp_path / "variant-00" / "metrics.csv").stat().st_mtime_ns == trained  # not trained again
     assert second["results"][0] == first["results"][0]
     assert (tmp_path / "ablation.png").stat().st_size > 0 and "cpu" in second
+
+
+def test_the_long_set_adds_each_regulariser_to_the_cpu_base(script, monkeypatch, tmp_path: Path) -> None:
+    names = [name for name, _ in script.LONG_VARIANTS]
+    report = _ablate(script, monkeypatch, tmp_path, names[1], variant_set="long")
+    assert report["set"] == "long" and [r["name"] for r in report["results"]] == [names[1]]
+    command = report["results"][0]["command"]
+    assert "--batch-size 128 --lr 0.2 --cutout 8" in command
+    assert all(options[:4] == script.CPU_BASE for _, options in script.LONG_VARIANTS[:-1])
+    assert len({tuple(options) for _, options in script.LONG_VARIANTS}) == len(names)  # no variant twice
 
 
 def test_an_unknown_variant_is_refused(script, monkeypatch, tmp_path: Path, capsys) -> None:
