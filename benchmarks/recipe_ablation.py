@@ -8,10 +8,10 @@ listed for it. The ``short`` set varies each ingredient of that recipe; the ``lo
 (batch 128, lr 0.2, the short set's winner) and adds, one at a time, the regularisers that may pay only when each
 image is seen many times, as in a long run (give it more epochs), then tries half that batch. The variants are
 trained with ``resnet-cifar train`` in a subprocess for the same epochs on the same class-balanced training subset,
-one after the other, nothing else running. A variant whose run folder already holds all its epochs is not trained
-again, so an interrupted ablation continues where it stopped; with ``--only`` the other variants' finished runs are
-reported beside the ones trained. Writes DIR/ablation.json (final test accuracy, best, seconds per variant, the
-command, the CPU) and DIR/ablation.png (test accuracy per epoch), and prints a Markdown table.
+one after the other, nothing else running. A variant whose run folder (DIR/SET-NN) already holds all its epochs is
+not trained again, so an interrupted ablation continues where it stopped; with ``--only`` the other variants'
+finished runs are reported beside the ones trained. Writes DIR/ablation.json (final test accuracy, best, seconds per
+variant, the command, the CPU) and DIR/ablation.png (test accuracy per epoch), and prints a Markdown table.
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def main() -> None:
         parser.error(f"unknown variant {unknown[0]!r}: choose from {'; '.join(names)}")
     results = []
     for index, (name, options) in enumerate(variants):
-        run = args.out / f"variant-{index:02d}"
+        run = args.out / f"{args.set}-{index:02d}"  # per set: a reused folder must hold this set's variant
         command = [sys.executable, "-m", "resnet_cifar", "train", "--model", args.model, "--epochs", str(args.epochs),
                    "--train-subset", str(args.train_subset), "--seed", str(args.seed), "--device", "cpu",
                    "--dataset", args.dataset, "--data-dir", args.data_dir, "--no-download", "--channels-last",

@@ -27,11 +27,11 @@ def test_variants_train_once_and_are_reported_together(script, monkeypatch, tmp_
     assert [r["name"] for r in first["results"]] == [names[0], names[2]]
     assert "--batch-size 128" in first["results"][1]["command"] and "--batch-size" not in first["results"][0]["command"]
     assert all(0 <= r["final_test_acc"] <= 1 and len(r["test_acc"]) == 1 for r in first["results"])
-    trained = (tmp_path / "variant-00" / "metrics.csv").stat().st_mtime_ns
+    trained = (tmp_path / "short-00" / "metrics.csv").stat().st_mtime_ns
 
     second = _ablate(script, monkeypatch, tmp_path, names[1])
     assert [r["name"] for r in second["results"]] == names[:3]  # the earlier runs reported, in the table's order
-    assert (tmp_path / "variant-00" / "metrics.csv").stat().st_mtime_ns == trained  # not trained again
+    assert (tmp_path / "short-00" / "metrics.csv").stat().st_mtime_ns == trained  # not trained again
     assert second["results"][0] == first["results"][0]
     assert (tmp_path / "ablation.png").stat().st_size > 0 and "cpu" in second
 
@@ -40,6 +40,7 @@ def test_the_long_set_adds_each_regulariser_to_the_cpu_base(script, monkeypatch,
     names = [name for name, _ in script.LONG_VARIANTS]
     report = _ablate(script, monkeypatch, tmp_path, names[1], variant_set="long")
     assert report["set"] == "long" and [r["name"] for r in report["results"]] == [names[1]]
+    assert (tmp_path / "long-01" / "metrics.csv").exists()  # its own folder, never a short-set run's
     command = report["results"][0]["command"]
     assert "--batch-size 128 --lr 0.2 --cutout 8" in command
     assert all(options[:4] == script.CPU_BASE for _, options in script.LONG_VARIANTS[:-1])
