@@ -6,7 +6,8 @@
 Every variant is the base recipe (``resnet-cifar train``'s defaults, i.e. the ``default`` recipe) plus the options
 listed for it. The ``short`` set varies each ingredient of that recipe; the ``long`` set starts from its CPU form
 (batch 128, lr 0.2, the short set's winner) and adds, one at a time, the regularisers that may pay only when each
-image is seen many times, as in a long run (give it more epochs), then tries half that batch. The variants are
+image is seen many times, as in a long run (give it more epochs): cutout, zero-init residual, stronger label
+smoothing and weight decay, half the batch, mixup and CutMix. The variants are
 trained with ``resnet-cifar train`` in a subprocess for the same epochs on the same class-balanced training subset,
 one after the other, nothing else running. A variant whose run folder (DIR/SET-NN) already holds all its epochs is
 not trained again, so an interrupted ablation continues where it stopped; with ``--only`` the other variants'
@@ -52,6 +53,8 @@ LONG_VARIANTS: list[tuple[str, list[str]]] = [
     ("batch 128, lr 0.2, label smoothing 0.2", [*CPU_BASE, "--label-smoothing", "0.2"]),
     ("batch 128, lr 0.2, weight decay 1e-3", [*CPU_BASE, "--weight-decay", "1e-3"]),
     ("batch 64, lr 0.2 (twice the steps)", ["--batch-size", "64", "--lr", "0.2"]),
+    ("batch 128, lr 0.2, mixup 0.2", [*CPU_BASE, "--mixup", "0.2"]),
+    ("batch 128, lr 0.2, CutMix 1.0", [*CPU_BASE, "--cutmix", "1.0"]),
 ]
 VARIANT_SETS = {"short": SHORT_VARIANTS, "long": LONG_VARIANTS}
 

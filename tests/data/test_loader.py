@@ -159,7 +159,7 @@ def test_order_and_augmentation_are_drawn_on_the_cpu_whatever_the_device() -> No
     data = _dataset()
     plans = [BatchLoader(data, 8, device=torch.device(name), mean=[0.5] * 3, std=[0.25] * 3, shuffle=True,
                          augment=Augment(cutout=3), seed=5).plan(2) for name in ("cpu", "meta")]
-    (order, draws), (other_order, other_draws) = plans
+    (order, draws, _), (other_order, other_draws, _) = plans
     assert order.device.type == "cpu" and torch.equal(order, other_order)
     for name in ("dy", "dx", "mirrored", "cy", "cx"):
         assert torch.equal(getattr(draws, name), getattr(other_draws, name)), name

@@ -100,6 +100,8 @@ def test_weight_decay_of_norm_and_bias_parameters(decay_norm_and_bias: bool) -> 
     ({"milestones": [5, 50]}, "--milestones must increase"),
     ({"schedule": "plateau", "gamma": 1.5}, "--gamma must lie in"),
     ({"weight_decay": -1.0}, "--weight-decay must be a number >= 0"),
+    ({"mixup": -0.2}, "--mixup must be a number >= 0"),
+    ({"cutmix": float("inf")}, "--cutmix must be a number >= 0"),
     ({"amp": "fp8"}, "unknown amp 'fp8'"),
 ])
 def test_bad_settings_are_refused(settings: dict, message: str) -> None:

@@ -78,6 +78,27 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path) -> None:
             assert a[key] == b[key]
 
 
+def test_a_run_with_mixup_and_cutmix_trains_and_resumes_exactly(tmp_path) -> None:
+    settings = {"mixup": 0.2, "cutmix": 1.0, "batch_size": 20, "epochs": 2}
+    straight = train(_config(tmp_path / "straight", **settings), quiet=True)
+    halves = train(_config(tmp_path / "halves", **settings), quiet=True, stop_after=1)
+    train(resume=halves, quiet=True)
+    a, b = load_file(straight / "model.safetensors"), load_file(halves / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    plain = train(_config(tmp_path / "plain", batch_size=20, epochs=2), quiet=True)
+    c = load_file(plain / "model.safetensors")
+    assert not all(torch.equal(a[k], c[k]) for k in a)  # the mixing changed what was learnt
+    for row in _rows(straight):
+        assert 0.0 <= float(row["train_acc"]) <= 1.0 and float(row["train_loss"]) > 0
+
+
+def test_the_tally_counts_images_not_class_probabilities() -> None:
+    tally = EpochTally()
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    tally.add(torch.tensor(1.5), logits, torch.tensor([[0.8, 0.2, 0.0], [0.6, 0.0, 0.4]]))
+    assert tally.seen == 2 and tally.accuracy == 0.5 and tally.loss == pytest.approx(1.5)
+
+
 def test_metrics_keep_the_wall_clock_with_saving_beside_the_compute_clock(tmp_path) -> None:
     rows = [{k: float(v) for k, v in row.items() if v} for row in _rows(train(_config(tmp_path / "r", epochs=3),
                                                                               quiet=True))]

@@ -1,10 +1,11 @@
-"""Batches made on the training device from one resident uint8 tensor: crop, flip, cutout, normalise.
+"""Batches made on the training device from one resident uint8 tensor: crop, flip, cutout, normalise, mix.
 
 The whole dataset is moved to the device once; every batch is a gather plus a few tensor ops there, with no
 per-image Python and no host round trip (the airbench approach). The order and the augmentation of epoch
 ``e`` depend only on ``(seed, e)``: each position of the epoch's permutation gets its crop, flip and cutout
 drawn up front, so a resumed run, a run with another batch size, and the ranks of a distributed run that
-split every batch between them all see the same augmented images.
+split every batch between them all see the same augmented images. Mixup and CutMix are drawn per batch from
+the same stream, so a resumed run sees the same mixed batches too; each rank mixes the images of its own share.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 
 from ..errors import ResnetCifarError
 from .imageset import ImageSet
+from .mixing import NO_MIXING, MixDraws, Mixing, mix_batch
 
 
 @dataclass(frozen=True)
@@ -62,15 +64,17 @@ class AugmentDraws:
 
 
 class BatchLoader:
-    """Iterate over ``data`` in batches of normalised float images and int64 labels on ``device``.
+    """Iterate over ``data`` in batches of normalised float images and int64 labels on ``device``; with ``mixing``
+    active, mixed images and class probabilities (N, classes) instead of labels.
 
     With ``world_size`` > 1 every batch of ``batch_size`` images is split between the ranks and this loader
     yields rank ``rank``'s part, so the ranks together see exactly the batches of one process.
     """
 
     def __init__(self, data: ImageSet, batch_size: int, *, device: torch.device, mean: Sequence[float],
-                 std: Sequence[float], shuffle: bool = False, augment: Augment = NO_AUGMENT, seed: int = 0,
-                 drop_last: bool = False, channels_last: bool = False, rank: int = 0, world_size: int = 1) -> None:
+                 std: Sequence[float], shuffle: bool = False, augment: Augment = NO_AUGMENT,
+                 mixing: Mixing = NO_MIXING, seed: int = 0, drop_last: bool = False, channels_last: bool = False,
+                 rank: int = 0, world_size: int = 1) -> None:
         if batch_size % world_size:
             raise ResnetCifarError(f"--batch-size {batch_size} does not split evenly over {world_size} processes: "
                                    f"use a multiple of {world_size}")
@@ -82,6 +86,7 @@ class BatchLoader:
         self.batch_size = batch_size
         self.device = device
         self.shuffle, self.augment, self.seed, self.drop_last = shuffle, augment, seed, drop_last
+        self.mixing, self.num_classes = mixing, len(data.class_names)
         self.rank, self.world_size = rank, world_size
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         # uint8 to normalised floats: (x / 255 - mean) / std = x * gain + offset, in torch's default float type
@@ -100,16 +105,18 @@ class BatchLoader:
         training device, so that a run continued on another kind of device sees the same images."""
         return torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
 
-    def plan(self, epoch: int) -> tuple[torch.Tensor, AugmentDraws]:
-        """The image order of ``epoch`` and each position's augmentation, drawn on the CPU."""
+    def plan(self, epoch: int) -> tuple[torch.Tensor, AugmentDraws, MixDraws | None]:
+        """The image order of ``epoch``, each position's augmentation and each batch's mixing (None when off),
+        drawn on the CPU."""
         generator = self.generator(epoch)
         n = len(self.labels)
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
-        return order, AugmentDraws.draw(n, self.augment, self.image_hw, generator)
+        draws = AugmentDraws.draw(n, self.augment, self.image_hw, generator)
+        return order, draws, MixDraws.draw(len(self), self.mixing, generator) if self.mixing.active else None
 
     def epoch(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of ``epoch`` (this rank's share of each), from batch ``start_batch`` on (mid-epoch resume)."""
-        order, draws = self.plan(epoch)
+        order, draws, mix_draws = self.plan(epoch)
         order, draws, n = to_device(order, self.device), draws.to(self.device), len(order)
         for index in range(start_batch, len(self)):
             first = index * self.batch_size
@@ -118,7 +125,10 @@ class BatchLoader:
             batch = order[lo:hi]
             # index_select copies whole rows: on the CPU 15-20x faster than advanced indexing (images[batch]).
             images = augment_batch(self.images.index_select(0, batch), self.augment, draws[lo:hi])
-            yield self.normalise(images), self.labels.index_select(0, batch)
+            images, labels = self.normalise(images), self.labels.index_select(0, batch)
+            if mix_draws is not None:
+                images, labels = mix_batch(images, labels, self.num_classes, mix_draws, index)
+            yield images, labels
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, C, H, W) on the device to normalised floats in the loader's memory format."""

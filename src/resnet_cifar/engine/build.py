@@ -9,6 +9,7 @@ from torch import nn
 from ..data import ImageSet, load_dataset, split_validation
 from ..data.imageset import balanced_split
 from ..data.loader import NO_AUGMENT, Augment, BatchLoader
+from ..data.mixing import NO_MIXING, Mixing
 from ..errors import ResnetCifarError
 from ..log import notice
 from ..models import create_model
@@ -114,13 +115,16 @@ def build_parts(config: TrainConfig, placement: Placement, world: World = World(
     if placement.channels_last:
         model = model.to(memory_format=torch.channels_last)
 
-    def loader(images: ImageSet, batch_size: int, shuffle: bool = False, augment: Augment = NO_AUGMENT) -> BatchLoader:
+    def loader(images: ImageSet, batch_size: int, shuffle: bool = False, augment: Augment = NO_AUGMENT,
+               mixing: Mixing = NO_MIXING) -> BatchLoader:
         ranks = {"rank": world.rank, "world_size": world.world_size} if shuffle else {}
         return BatchLoader(images, batch_size, device=device, mean=mean, std=std, shuffle=shuffle, augment=augment,
-                           seed=config.seed, drop_last=shuffle, channels_last=placement.channels_last, **ranks)
+                           mixing=mixing, seed=config.seed, drop_last=shuffle, channels_last=placement.channels_last,
+                           **ranks)
 
     augment = Augment(config.crop_padding, True, config.cutout) if config.augment else NO_AUGMENT
-    train_loader = loader(data.train, config.batch_size, shuffle=True, augment=augment)
+    train_loader = loader(data.train, config.batch_size, shuffle=True, augment=augment,
+                          mixing=Mixing(config.mixup, config.cutmix))
     # Each rank evaluates its own slice of the evaluation images; the sums are added up across ranks.
     eval_loaders = {split: loader(_shard(images, world), EVAL_BATCH_SIZE)
                     for split, images in (("val", data.val), ("test", data.test)) if images is not None}

@@ -64,6 +64,12 @@ class TrainConfig:
     augment: bool = setting(True, "random crop and horizontal flip")
     crop_padding: int = setting(4, "padding of the random crop")
     cutout: int = setting(0, "side of the cutout square, 0 = off")
+    mixup: float = setting(0.0, "mixup: blend each batch with itself reversed, images and labels, by a weight drawn "
+                           "from Beta(A, A) (0.2 is usual); 0 = off. The training accuracy then counts the label "
+                           "with the most weight", metavar="A")
+    cutmix: float = setting(0.0, "CutMix: paste a box of the reversed batch's images, of Beta(A, A) area share (1.0 "
+                            "is usual), and blend the labels by area; 0 = off. With --mixup too, each batch takes "
+                            "one of the two at even odds", metavar="A")
     val_split: int = setting(0, "hold out N training images (class-balanced) to choose best.pt; 0 = none, only "
                              "last.pt", metavar="N")
     train_subset: int = setting(0, "train on N of the training images (class-balanced, chosen by --seed) for quick "
@@ -117,7 +123,8 @@ class TrainConfig:
             raise ResnetCifarError(f"--compile-mode {self.compile_mode} needs --compile")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ResnetCifarError(f"--lr must be a positive number, got {self.lr}")
-        for name in ("momentum", "weight_decay", "label_smoothing", "ema_decay", "gamma", "plateau_threshold"):
+        for name in ("momentum", "weight_decay", "label_smoothing", "ema_decay", "gamma", "plateau_threshold",
+                     "mixup", "cutmix"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ResnetCifarError(f"--{name.replace('_', '-')} must be a number >= 0, got {value}")

@@ -72,6 +72,9 @@ class EpochTally:
                           self.first_nonfinite)
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Count a batch; ``labels`` are class indices, or class probabilities (mixup, CutMix), where the class
+        with the most weight counts as the label."""
+        labels = labels if labels.ndim == 1 else labels.argmax(1)
         batch_loss = loss.detach().float() * labels.numel()
         batch_correct = (logits.detach().argmax(1) == labels).sum()
         self.loss_sum = batch_loss if self.loss_sum is None else self.loss_sum + batch_loss
