@@ -10,8 +10,8 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
     "default": ("ResNet-18, SGD + Nesterov, batch 512, one-cycle to lr 0.2, label smoothing 0.1, 30 epochs; "
                 "90.0-90.2% on our CIFAR-10 copy in 53-73 s of wall clock on an H100 (the seeds' recipe: 90.1% in "
                 "325 s). On a CPU give --batch-size 128, same lr (a CPU trains as many images/s at 128 as at 512, "
-                "so 4x the steps): ResNet-20 with --epochs 50 reached 87.99% in 53 min on 2 AVX-512 cores, where "
-                "the paper's recipe takes about 170 min there for its 87.68%", {}),
+                "so 4x the steps): ResNet-20 with --epochs 50 reached 87.99-88.48% (2 seeds) in 52-53 min on 2 "
+                "AVX-512 cores, where the paper's recipe takes 170-173 min there for its 87.68%", {}),
     "fast": ("ResNet-18 in 10 epochs: batch 512, one-cycle, label smoothing 0.1, channels-last. On a CPU give "
              "--batch-size 128: ResNet-20 reached 83.99-84.06% (2 seeds) in 10.1 min on 2 AVX-512 cores, the "
              "seeds' SGD recipe's final 83.71% 4.9x sooner than its 50 min there. (On an H100, 15 epochs of it "
