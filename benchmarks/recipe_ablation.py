@@ -5,14 +5,15 @@
 
 Every variant is the base recipe (``resnet-cifar train``'s defaults, i.e. the ``default`` recipe) plus the options
 listed for it. The ``short`` set varies each ingredient of that recipe; the ``long`` set starts from its CPU form
-(batch 128, lr 0.2, the short set's winner) and adds, one at a time, the regularisers that may pay only when each
-image is seen many times, as in a long run (give it more epochs): cutout, zero-init residual, stronger label
-smoothing and weight decay, half the batch, mixup and CutMix. The variants are
-trained with ``resnet-cifar train`` in a subprocess for the same epochs on the same class-balanced training subset,
-one after the other, nothing else running. A variant whose run folder (DIR/SET-NN) already holds all its epochs is
-not trained again, so an interrupted ablation continues where it stopped; with ``--only`` the other variants'
-finished runs are reported beside the ones trained. Writes DIR/ablation.json (final test accuracy, best, seconds per
-variant, the command, the CPU) and DIR/ablation.png (test accuracy per epoch), and prints a Markdown table.
+(batch 128, lr 0.2, the short set's winner) and changes one ingredient at a time where a long run, which shows each
+image many times (give it more epochs), may differ from a short one: the regularisers (cutout, zero-init residual,
+stronger label smoothing and weight decay, mixup, CutMix), half the batch, twice the peak learning rate. The
+variants are trained with ``resnet-cifar train`` in a subprocess for the same epochs on the same class-balanced
+training subset, one after the other, nothing else running. A variant whose run folder (DIR/SET-NN) already holds
+all its epochs is not trained again, so an interrupted ablation continues where it stopped; with ``--only`` the
+other variants' finished runs are reported beside the ones trained. Writes DIR/ablation.json (final test accuracy,
+best, seconds per variant, the command, the CPU) and DIR/ablation.png (test accuracy per epoch), and prints a
+Markdown table.
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ LONG_VARIANTS: list[tuple[str, list[str]]] = [
     ("batch 64, lr 0.2 (twice the steps)", ["--batch-size", "64", "--lr", "0.2"]),
     ("batch 128, lr 0.2, mixup 0.2", [*CPU_BASE, "--mixup", "0.2"]),
     ("batch 128, lr 0.2, CutMix 1.0", [*CPU_BASE, "--cutmix", "1.0"]),
+    ("batch 128, lr 0.4 (twice the peak)", ["--batch-size", "128", "--lr", "0.4"]),
 ]
 VARIANT_SETS = {"short": SHORT_VARIANTS, "long": LONG_VARIANTS}
 

@@ -43,8 +43,8 @@ def test_the_long_set_adds_each_regulariser_to_the_cpu_base(script, monkeypatch,
     assert (tmp_path / "long-01" / "metrics.csv").exists()  # its own folder, never a short-set run's
     command = report["results"][0]["command"]
     assert "--batch-size 128 --lr 0.2 --cutout 8" in command
-    regularisers = [options for name, options in script.LONG_VARIANTS if not name.startswith("batch 64")]
-    assert len(regularisers) == len(names) - 1 and all(o[:4] == script.CPU_BASE for o in regularisers)
+    regularisers = [options for name, options in script.LONG_VARIANTS if name.startswith("batch 128, lr 0.2")]
+    assert len(regularisers) >= 6 and all(o[:4] == script.CPU_BASE for o in regularisers)
     assert len({tuple(options) for _, options in script.LONG_VARIANTS}) == len(names)  # no variant twice
 
 
