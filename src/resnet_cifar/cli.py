@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Callable, NoReturn, Sequence
 
-from .errors import ResnetCifarError, require_positive_int
+from .errors import ResnetCifarError, is_decimal, require_positive_int
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -267,19 +267,23 @@ EXPERIMENT_SETTINGS = ("dataset", "data_dir", "download", "train_subset", "seed"
 def _cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .engine.export import SUFFIXES, TOLERANCE, export, input_description, int8_images
+    from .engine.export import SUFFIXES, TOLERANCE, check_format, export, input_description, int8_images
+    from .engine.exported import refuse_exported
     from .engine.pretrained import load_pretrained
     from .engine.trained import load_trained_model
 
     if (args.source is None) == (args.pretrained is None):
         raise ResnetCifarError("give either a run folder / model folder / .pt file or --pretrained NAME")
-    trained = load_pretrained(args.pretrained) if args.pretrained else load_trained_model(args.source)
+    check_format(args.format, int8=args.int8)
     if args.batch == "dynamic":
         batch = None
-    elif args.batch.isdigit() and int(args.batch) > 0:
+    elif is_decimal(args.batch) and int(args.batch) > 0:
         batch = int(args.batch)
     else:
         raise ResnetCifarError(f"--batch must be a positive integer or 'dynamic', got {args.batch!r}")
+    if args.source:
+        refuse_exported(args.source, "export")
+    trained = load_pretrained(args.pretrained) if args.pretrained else load_trained_model(args.source)
     default_folder = Path(args.source) if args.source and Path(args.source).is_dir() else \
         Path(args.source).parent if args.source else Path(".")
     name = args.pretrained or "model"

@@ -20,3 +20,9 @@ def require_positive_int(name: str, value: int) -> None:
     """Raise the one-line error of option ``--name`` unless ``value`` is an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ResnetCifarError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+
+
+def is_decimal(text: str) -> bool:
+    """Whether ``text`` is a non-negative integer in ASCII digits (``str.isdigit`` also takes superscripts such as
+    '²', which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()

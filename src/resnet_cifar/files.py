@@ -42,7 +42,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
 
 
 def remove_temporaries(folder: Path) -> None:
@@ -61,8 +61,8 @@ def atomic_write_json(path: Path, value: Any) -> None:
     atomic_write_bytes(path, (json.dumps(value, indent=2) + "\n").encode())
 
 
-def _fsync_folder(folder: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a folder.
+def fsync_folder(folder: Path) -> None:
+    """Make renames in ``folder`` durable (where the platform can open a folder)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

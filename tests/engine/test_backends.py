@@ -125,7 +125,7 @@ def test_an_exported_file_without_its_metadata_is_refused(exported_files, tmp_pa
     with pytest.raises(ResnetCifarError, match="the metadata of .*damaged.onnx is damaged"):
         load_trained_model(tmp_path / "damaged.onnx")
     shutil.copy(exported_files["r20.pt2"], tmp_path / "alone.pt2")  # without the JSON written beside it
-    with pytest.raises(ResnetCifarError, match=r"alone.json \(the description of alone.pt2\) is missing"):
+    with pytest.raises(ResnetCifarError, match=r"alone.pt2.json \(the description of alone.pt2\) is missing"):
         load_trained_model(tmp_path / "alone.pt2")
     (tmp_path / "cut.xml").write_text(exported_files["r20.xml"].read_text()[:2000])
     shutil.copy(exported_files["r20.xml"].with_suffix(".bin"), tmp_path / "cut.bin")

@@ -68,7 +68,7 @@ def test_the_preprocessing_travels_in_each_file(tmp_path) -> None:
     model = openvino.Core().read_model(str(xml))
     assert json.loads(model.get_rt_info(["resnet_cifar", "class_names"]).astype(str)) == CLASSES
     export(trained, "pt2", tmp_path / "m.pt2")
-    sidecar = json.loads((tmp_path / "m.json").read_text())
+    sidecar = json.loads((tmp_path / "m.pt2.json").read_text())
     assert sidecar["class_names"] == CLASSES and sidecar["mean"] == [0.49, 0.48, 0.45]
 
 
@@ -108,7 +108,7 @@ def test_an_export_that_does_not_match_pytorch_is_not_written(tmp_path, monkeypa
                         lambda format_name, path: lambda images: np.zeros((len(images), 10), np.float32) + 5)
     with pytest.raises(ResnetCifarError, match="differs from PyTorch"):
         export(_trained("resnet20"), "pt2", tmp_path / "m.pt2")
-    assert not (tmp_path / "m.pt2").exists() and not (tmp_path / "m.json").exists()
+    assert not (tmp_path / "m.pt2").exists() and not (tmp_path / "m.pt2.json").exists()
 
 
 def test_export_command_of_the_shipped_weights(tmp_path, capsys) -> None:

@@ -10,6 +10,9 @@ import contextlib
 import io
 import json
 import logging
+import os
+import re
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -23,7 +26,9 @@ from torch import nn
 from ..data import load_dataset
 from ..data.class_names import CIFAR10_CLASSES
 from ..errors import ResnetCifarError, first_line
-from ..files import atomic_write, atomic_write_json
+from ..files import fsync_folder
+from .checksums import ARCHIVE_SHA256, WEIGHTS_SHA256, check_recorded, file_sha256, onnx_weights_sha256
+from .pt2_archive import load_pt2_program, sidecar_path
 from .trained import TrainedModel
 
 FORMATS = ("onnx", "openvino", "pt2")
@@ -106,14 +111,11 @@ def export(trained: TrainedModel, format_name: str, out: Path, *, batch: int | N
     quantisation for ONNX, checked by its top-1 agreement with the float32 model on the check images.
     ``include_preprocessing`` (nchw or nhwc): the graph takes uint8 pixels in that layout and normalises them
     itself."""
+    check_format(format_name, int8=int8 is not None)
     if int8 is not None:
-        if format_name not in INT8_FORMATS:
-            raise ResnetCifarError(f"--int8 exports are {' or '.join(INT8_FORMATS)}, not {format_name}")
         if include_preprocessing:
             raise ResnetCifarError("--int8 exports take normalised images: leave out --include-preprocessing")
         return _export_int8(trained, format_name, out, batch, int8)
-    if format_name not in FORMATS:
-        raise ResnetCifarError(f"unknown format {format_name!r}: choose one of {', '.join(FORMATS)}")
     if batch is not None and batch < 1:
         raise ResnetCifarError(f"--batch must be a positive integer or 'dynamic', got {batch}")
     model: nn.Module = trained.model.float().eval().cpu()
@@ -129,20 +131,50 @@ def export(trained: TrainedModel, format_name: str, out: Path, *, batch: int | N
         images = torch.randn(count, *trained.input_size, generator=generator)
     with torch.no_grad():
         reference = model(images)
-    out.parent.mkdir(parents=True, exist_ok=True)
     writer = {"onnx": _write_onnx, "openvino": _write_openvino, "pt2": _write_pt2}[format_name]
-    writer(model, images, out, metadata(trained, include_preprocessing), batch is None)
-    try:
-        found = torch.from_numpy(np.asarray(load_runner(format_name, out)(images.numpy())))
-    except ResnetCifarError:
-        _remove(out, format_name)
-        raise
-    difference, scale = float((found - reference).abs().max()), max(1.0, float(reference.abs().max()))
-    if not difference <= TOLERANCE * scale:
-        _remove(out, format_name)
-        raise ResnetCifarError(f"the {format_name} export differs from PyTorch by {difference:.3g} in the logits "
-                               f"(allowed {TOLERANCE * scale:.3g}): nothing was written")
+    with staged(out, format_name) as path:
+        writer(model, images, path, metadata(trained, include_preprocessing), batch is None)
+        found = torch.from_numpy(np.asarray(load_runner(format_name, path)(images.numpy())))
+        difference, scale = float((found - reference).abs().max()), max(1.0, float(reference.abs().max()))
+        if not difference <= TOLERANCE * scale:
+            raise ResnetCifarError(f"the {format_name} export differs from PyTorch by {difference:.3g} in the "
+                                   f"logits (allowed {TOLERANCE * scale:.3g}): nothing was written")
     return Exported(out, format_name, difference, scale)
+
+
+def check_format(format_name: str, *, int8: bool = False) -> None:
+    """Refuse an unknown format, or ``--int8`` for a format without an int8 path, before any work is done."""
+    if format_name not in FORMATS:
+        raise ResnetCifarError(f"unknown format {format_name!r}: choose one of {', '.join(FORMATS)}")
+    if int8 and format_name not in INT8_FORMATS:
+        raise ResnetCifarError(f"--int8 exports are {' or '.join(INT8_FORMATS)}, not {format_name}: give --format "
+                               f"openvino or --format onnx")
+
+
+def companion_files(path: Path, format_name: str) -> list[Path]:
+    """The files an export at ``path`` consists of, the one named last: an OpenVINO IR's weights (.bin) and a
+    program's description (.pt2.json) come with it."""
+    if format_name == "openvino":
+        return [path.with_suffix(".bin"), path]
+    if format_name == "pt2":
+        return [sidecar_path(path), path]
+    return [path]
+
+
+@contextlib.contextmanager
+def staged(out: Path, format_name: str) -> Iterator[Path]:
+    """A path to write and check an export at, in a scratch folder beside ``out``; its files replace those at
+    ``out`` only when the block ends without an error, so a failed export leaves an earlier file whole."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        path = scratch / out.name
+        yield path
+        for written, target in zip(companion_files(path, format_name), companion_files(out, format_name)):
+            os.replace(written, target)
+        fsync_folder(out.parent)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def int8_images(trained: TrainedModel, dataset: str | None, data_dir: str | None) -> tuple[Int8Images, str]:
@@ -173,10 +205,15 @@ def _write_onnx(model: torch.nn.Module, images: torch.Tensor, out: Path, meta: d
                                     dynamic_shapes=_dynamic_batch(dynamic), verbose=False)
         program.save(str(Path(scratch) / "model.onnx"))
         proto = onnx.load(str(Path(scratch) / "model.onnx"))
-    for key, value in meta.items():
+    _save_onnx(proto, meta, out)
+
+
+def _save_onnx(proto: Any, meta: dict[str, str], out: Path) -> None:
+    """``proto`` with the metadata and the checksum of its graph, written to ``out``."""
+    for key, value in {**meta, WEIGHTS_SHA256: onnx_weights_sha256(proto.graph)}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    atomic_write(out, lambda f: f.write(proto.SerializeToString()))
+    out.write_bytes(proto.SerializeToString())
 
 
 @contextlib.contextmanager
@@ -201,10 +238,7 @@ def load_runner(format_name: str, path: Path) -> Callable[[np.ndarray], np.ndarr
     if format_name == "openvino":
         compiled = load_openvino(path)
         return lambda images: compiled(images)[0]
-    try:
-        module = torch.export.load(str(path)).module()
-    except Exception as error:  # noqa: BLE001  a damaged archive can fail anywhere in the loader
-        raise ResnetCifarError(f"{path} is not a loadable torch.export program ({first_line(error)})") from None
+    module = load_pt2_program(path)
 
     def run(images: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -241,9 +275,32 @@ def _write_openvino(model: torch.nn.Module, images: torch.Tensor, out: Path, met
         shape = [-1 if dynamic else len(images), *images.shape[1:]]
         element = ov.Type.u8 if images.dtype == torch.uint8 else ov.Type.f32
         converted = ov.convert_model(model, example_input=images, input=[(shape, element)])
+    _save_openvino(converted, meta, out, compress_to_fp16=False)  # float32 weights, as trained
+
+
+def _save_openvino(model: Any, meta: dict[str, str], out: Path, **options: Any) -> None:
+    """``model`` with the metadata, saved as ``out`` and its .bin, the .bin's checksum recorded in the .xml. The
+    checksum is known only once the weights are written: the model is saved twice (OpenVINO writes the same .bin
+    each time; checked)."""
+    ov = require_module("openvino", "openvino")
     for key, value in meta.items():
-        converted.set_rt_info(value, ["resnet_cifar", key])
-    ov.save_model(converted, str(out), compress_to_fp16=False)  # float32 weights, as trained
+        model.set_rt_info(value, ["resnet_cifar", key])
+    try:
+        ov.save_model(model, str(out), **options)
+        digest = file_sha256(out.with_suffix(".bin"))
+        model.set_rt_info(digest, ["resnet_cifar", WEIGHTS_SHA256])
+        ov.save_model(model, str(out), **options)
+    except RuntimeError as error:  # OpenVINO reports a file it cannot write as a RuntimeError with C++ lines
+        raise ResnetCifarError(f"cannot write {out} ({openvino_reason(error)})") from None
+    if file_sha256(out.with_suffix(".bin")) != digest:
+        raise ResnetCifarError(f"OpenVINO wrote other weights for {out} the second time: nothing was written")
+
+
+def openvino_reason(error: BaseException) -> str:
+    """The lines of an OpenVINO error that say what went wrong, without its source locations."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    useful = [line for line in lines if line and not line.startswith(("Exception from ", "Check '"))]
+    return "; ".join(useful)[:300] or first_line(error)
 
 
 def _export_int8(trained: TrainedModel, format_name: str, out: Path, batch: int | None,
@@ -253,13 +310,13 @@ def _export_int8(trained: TrainedModel, format_name: str, out: Path, batch: int 
     calibration, check = images.calibration, images.check
     chunk = batch or 64
     batches = [calibration[i:i + chunk] for i in range(0, len(calibration) - chunk + 1, chunk)] or [calibration]
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, staged(out, format_name) as path:
         float_path = export(trained, format_name, Path(scratch) / f"float{SUFFIXES[format_name]}", batch=batch).path
         quantise = _quantise_openvino if format_name == "openvino" else _quantise_onnx
-        quantise(float_path, batches, out, metadata(trained), Path(scratch))
+        quantise(float_path, batches, path, metadata(trained), Path(scratch))
         if check is None or images.check_labels is None:
             return Exported(out, f"{format_name} int8", float("nan"), 1.0)
-        reference, found = load_runner(format_name, float_path), load_runner(format_name, out)
+        reference, found = load_runner(format_name, float_path), load_runner(format_name, path)
         ends = range(chunk, len(check) + 1, chunk) if batch else range(chunk, len(check) + chunk, chunk)
         answers = [(reference(check[end - chunk:end]).argmax(1), found(check[end - chunk:end]).argmax(1),
                     images.check_labels[end - chunk:end]) for end in ends]
@@ -278,9 +335,7 @@ def _quantise_openvino(float_path: Path, batches: list[np.ndarray], out: Path, m
         # The slower, exact bias correction: on the shipped ResNet-20 (AVX2 CPU, full test split of our copy)
         # it kept 98.5% of the float32 answers against 97.7% with the fast one, at the same accuracy.
         quantised = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches), fast_bias_correction=False)
-    for key, value in meta.items():
-        quantised.set_rt_info(value, ["resnet_cifar", key])
-    ov.save_model(quantised, str(out))
+    _save_openvino(quantised, meta, out)
 
 
 def _quantise_onnx(float_path: Path, batches: list[np.ndarray], out: Path, meta: dict[str, str],
@@ -309,37 +364,52 @@ def _quantise_onnx(float_path: Path, batches: list[np.ndarray], out: Path, meta:
         # (float32 87.68%).
         quantize_static(str(prepared), str(quantised), Batches(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True)
-    proto = onnx.load(str(quantised))
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    atomic_write(out, lambda f: f.write(proto.SerializeToString()))
+    _save_onnx(onnx.load(str(quantised)), meta, out)
 
 
 def load_openvino(path: Path, precision: str = "f32") -> Callable:
     """A compiled OpenVINO model of ``path`` on the CPU in ``precision`` (f32, or bf16 where the CPU has it), with
-    as many threads as PyTorch has (``--threads``)."""
+    as many threads as PyTorch has (``--threads``). The .xml and .bin are checked first (present, XML, the .bin's
+    recorded checksum); what OpenVINO still refuses is named in one line."""
     ov = require_module("openvino", "openvino")
+    _check_openvino_files(path)
     core = ov.Core()
     config = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": torch.get_num_threads()}
     try:
         return core.compile_model(core.read_model(str(path)), "CPU", config)
     except Exception as error:  # noqa: BLE001  OpenVINO raises RuntimeError with C++ messages
-        raise ResnetCifarError(f"{path} is not a loadable OpenVINO model ({first_line(error)})") from None
+        reason = openvino_reason(error)
+        if "weights" in reason.lower():
+            reason = f"its weights {path.with_suffix('.bin').name} are truncated or belong to another model: {reason}"
+        elif any(word in reason.lower() for word in ("parsing", "tag", "offset")):
+            reason = f"the .xml is truncated or not valid XML: {reason}"
+        raise ResnetCifarError(f"{path} is not a loadable OpenVINO model ({reason})") from None
+
+
+def _check_openvino_files(path: Path) -> None:
+    """Refuse an IR whose .xml is empty or not XML (OpenVINO would try every other framework's reader on it), whose
+    .bin is missing, or whose .bin differs from the checksum recorded at export."""
+    weights = path.with_suffix(".bin")
+    try:
+        head = path.open("rb").read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+        if not head:
+            raise ResnetCifarError(f"{path} is empty: export the model again")
+        if not head.startswith(b"<"):
+            raise ResnetCifarError(f"{path} is not an OpenVINO IR (its .xml is not XML)")
+        if not weights.is_file():
+            raise ResnetCifarError(f"{weights.name}, the weights of {path.name}, is missing: keep the .bin beside "
+                                   f"the .xml")
+        recorded = re.search(rb'<weights_sha256 value="([0-9a-f]{64})"', path.read_bytes())
+        check_recorded(path, weights.name, recorded.group(1).decode() if recorded else None, file_sha256(weights))
+    except OSError as error:
+        raise ResnetCifarError(f"cannot read {error.filename or path} ({error.strerror or error})") from None
 
 
 def _write_pt2(model: torch.nn.Module, images: torch.Tensor, out: Path, meta: dict[str, str], dynamic: bool) -> None:
     program = torch.export.export(model, (images,), dynamic_shapes=_dynamic_batch(dynamic))
-    atomic_write(out, lambda f: torch.export.save(program, f))
-    atomic_write_json(out.with_suffix(".json"), {key: value if key in TEXT_METADATA else json.loads(value)
-                                                 for key, value in meta.items()})
-
-
-def _remove(out: Path, format_name: str) -> None:
-    for path in (out, out.with_suffix(".bin") if format_name == "openvino" else None,
-                 out.with_suffix(".json") if format_name == "pt2" else None):
-        if path is not None:
-            path.unlink(missing_ok=True)
+    torch.export.save(program, str(out))
+    described = {key: value if key in TEXT_METADATA else json.loads(value) for key, value in meta.items()}
+    sidecar_path(out).write_text(json.dumps({**described, ARCHIVE_SHA256: file_sha256(out)}, indent=2) + "\n")
 
 
 def require_module(module: str, extra: str) -> Any:

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from ..errors import ResnetCifarError, first_line
+from .checksums import ARCHIVE_SHA256, WEIGHTS_SHA256, check_recorded, file_sha256, onnx_weights_sha256
 from .export import FLOAT_INPUT, load_onnx, load_runner, require_module, session_runner
+from .pt2_archive import sidecar_path
 from .trained import TrainedModel, check_info
 
 # File suffix -> the backend that runs it (a .pt2 program is PyTorch's own).
@@ -44,6 +46,13 @@ def is_exported(source: str | Path) -> bool:
     return Path(source).suffix.lower() in EXPORTED_RUNTIMES
 
 
+def refuse_exported(source: str | Path, purpose: str) -> None:
+    """Refuse an exported file where PyTorch weights are needed (``purpose``: what they are needed for)."""
+    if is_exported(source):
+        raise ResnetCifarError(f"{source} is an exported file, which holds no PyTorch weights to {purpose}: give the "
+                               f"run folder, model folder or .pt checkpoint it was exported from")
+
+
 def load_exported(path: Path, device: torch.device) -> TrainedModel:
     """The exported file at ``path`` as a ``TrainedModel`` with ``runtime`` set; exported files run on the CPU."""
     if device.type != "cpu":
@@ -69,12 +78,45 @@ def load_exported(path: Path, device: torch.device) -> TrainedModel:
         raise ResnetCifarError(f"{path} takes {input_kind!r} as input, which this version cannot feed: upgrade "
                                f"resnet-cifar")
     info["exported"] = {"file": str(path), "runtime": runtime, "input": input_kind}
-    return TrainedModel(RuntimeModel(run, runtime, _PIXEL_INPUTS.get(input_kind)), info, runtime=runtime)
+    model = RuntimeModel(run, runtime, _PIXEL_INPUTS.get(input_kind))
+    _check_answers_fit(path, model, info)
+    return TrainedModel(model, info, runtime=runtime)
+
+
+def _check_answers_fit(path: Path, model: RuntimeModel, info: dict[str, Any]) -> None:
+    """One image of the metadata's input size through the model: it must take it and answer one score per class
+    named, or every request would fail (or be mislabelled) later."""
+    try:
+        with torch.no_grad():
+            logits = model(torch.zeros(1, *info["input_size"]))
+    except Exception as error:  # noqa: BLE001  each runtime raises its own errors
+        raise ResnetCifarError(f"{path} does not take an image of the input size its metadata gives "
+                               f"{info['input_size']} ({first_line(error)[:200]}): export the model again") from None
+    if tuple(logits.shape) != (1, info["num_classes"]):
+        raise ResnetCifarError(f"the metadata of {path} names {info['num_classes']} classes, but the model answers "
+                               f"{tuple(logits.shape[1:])} scores per image: export the model again")
 
 
 def _load_onnx(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, str]]:
+    _check_onnx_weights(path)
     session = load_onnx(path)  # one session: it runs the model and holds the metadata
     return session_runner(session), dict(session.get_modelmeta().custom_metadata_map)
+
+
+def _check_onnx_weights(path: Path) -> None:
+    """Refuse an ONNX file whose weights live in other files (a reference can name any file on the machine) or
+    whose graph differs from the checksum recorded at export."""
+    onnx = require_module("onnx", "onnx")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # noqa: BLE001  protobuf and onnx raise several types
+        raise ResnetCifarError(f"{path} is not a loadable ONNX model ({first_line(error)})") from None
+    tensors = list(proto.graph.initializer)
+    if any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in tensors):
+        raise ResnetCifarError(f"{path} keeps its weights in other files, which resnet-cifar does not read: export "
+                               f"the model again")
+    recorded = {entry.key: entry.value for entry in proto.metadata_props}.get(WEIGHTS_SHA256)
+    check_recorded(path, "its graph and weights", recorded, onnx_weights_sha256(proto.graph))
 
 
 def _load_openvino(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, str]]:
@@ -88,13 +130,16 @@ def _load_openvino(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict
 
 
 def _load_pt2(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, str]]:
-    sidecar = path.with_suffix(".json")
+    sidecar = sidecar_path(path)
+    if not sidecar.is_file() and path.with_suffix(".json").is_file():
+        sidecar = path.with_suffix(".json")  # where earlier exports wrote it (over a run's model.json)
     try:
         described = json.loads(sidecar.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ResnetCifarError(f"{sidecar} (the description of {path.name}) is missing or unreadable "
                                f"({first_line(error)})") from None
-    if not isinstance(described, dict):
+    if not isinstance(described, dict) or described.get("producer") != "resnet-cifar":
         raise ResnetCifarError(f"{sidecar} is not a resnet-cifar model description")
+    check_recorded(path, "the archive", described.get(ARCHIVE_SHA256), file_sha256(path))
     meta = {key: value if isinstance(value, str) else json.dumps(value) for key, value in described.items()}
     return load_runner("pt2", path), meta

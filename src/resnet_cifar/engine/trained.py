@@ -99,6 +99,9 @@ def initialise_from(model: nn.Module, source: str | Path, name: str, options: di
     """Start ``model`` (model ``name`` with ``options``, as a run builds it) from the weights in ``source`` (a model
     folder, run folder or checkpoint): fine-tuning. Every weight must fit, except the classifier of a model trained
     for another number of classes, which starts new."""
+    from .exported import refuse_exported  # exported.py builds on this module
+
+    refuse_exported(source, "start training from")
     trained = load_trained_model(source)
     if trained.info["model"] != name:
         raise ResnetCifarError(f"{source} holds a {trained.info['model']}, this run trains {name}: give --model "
@@ -122,6 +125,12 @@ def initialise_from(model: nn.Module, source: str | Path, name: str, options: di
     model.load_state_dict(weights)
 
 
+# Bounds on the sizes a model description may give, checked before anything of that size is allocated.
+MAX_CLASSES = 100_000
+MAX_CHANNELS = 16
+MAX_SIDE = 1024
+
+
 def check_info(info: Any, source: str) -> None:
     """Refuse a model description that would fail later, deep inside PyTorch, or mislabel every answer."""
     missing = [k for k in ("model", "num_classes", "class_names", "input_size", "mean", "std") if k not in info]
@@ -134,9 +143,14 @@ def check_info(info: Any, source: str) -> None:
     names = info["class_names"]
     if not (isinstance(names, list) and all(isinstance(n, str) for n in names) and len(names) == classes):
         problems.append(f"class_names must be {classes!r} names (one per class)")
+    elif classes > MAX_CLASSES:
+        problems.append(f"num_classes {classes} is more than the {MAX_CLASSES:,} a model may have")
     size = info["input_size"]
     if not (isinstance(size, list) and len(size) == 3 and all(isinstance(d, int) and d > 0 for d in size)):
         problems.append(f"input_size {size!r} is not [channels, height, width]")
+    elif size[0] > MAX_CHANNELS or max(size[1:]) > MAX_SIDE:
+        problems.append(f"input_size {size} is larger than [{MAX_CHANNELS}, {MAX_SIDE}, {MAX_SIDE}], which any "
+                        f"image model here takes")
     for key in ("mean", "std"):
         values = info[key]
         if not (isinstance(values, list) and values and all(isinstance(v, (int, float)) and math.isfinite(v)

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ..data.images import ImageTooLarge
-from ..errors import ResnetCifarError, first_line
+from ..errors import ResnetCifarError, first_line, is_decimal
 from .batcher import DynamicBatcher, QueueFull
 from .metrics import ServerMetrics
 from .model import ServedModel, Upload, load_served_model
@@ -245,7 +245,7 @@ class _Measured:
 def _top_k(request: Request) -> int:
     """The ``top_k`` query parameter: an integer from 1 to 1000, default 5."""
     given = request.query_params.get("top_k", "5")
-    if not (given.isdigit() and 1 <= int(given) <= 1000):
+    if not (is_decimal(given) and 1 <= int(given) <= 1000):
         raise ApiError(400, f"top_k must be an integer from 1 to 1000, got {given!r}")
     return int(given)
 
@@ -254,7 +254,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     """The request body, refused (413) as soon as it is known to exceed ``limit`` bytes: from Content-Length
     before anything is read, else while it streams in."""
     length = request.headers.get("content-length")
-    if length is not None and length.strip().isdigit() and int(length) > limit:
+    if length is not None and is_decimal(length.strip()) and int(length) > limit:
         raise ApiError(413, f"the body has {int(length):,} bytes, more than the {limit:,} allowed (--max-bytes)")
     chunks, size = [], 0
     async for chunk in request.stream():
