@@ -426,6 +426,12 @@ class _MisbehavingHTTP(socketserver.BaseRequestHandler):
             send(b"HTTP/1.1 302 Found\r\nLocation: ftp://127.0.0.1/x.png\r\nContent-Length: 0\r\n\r\n")
         elif path == "/to-bad-port.png":
             send(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:port/x.png\r\nContent-Length: 0\r\n\r\n")
+        elif path == "/loop.png":
+            send(b"HTTP/1.1 302 Found\r\nLocation: /loop.png\r\nContent-Length: 0\r\n\r\n")
+        elif path.startswith("/chain-"):  # /chain-31.png -> /chain-30.png -> ... -> /chain-0.png
+            step = int(path[len("/chain-"):-len(".png")])
+            send(f"HTTP/1.1 302 Found\r\nLocation: /chain-{max(step - 1, 0)}.png\r\nContent-Length: 0\r\n\r\n"
+                 .encode())
         elif path == "/long-line.png":
             send(b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n")
 
@@ -451,7 +457,9 @@ def test_misbehaving_servers_get_one_line_within_the_timeout(model_dir, bad_serv
     cases = {"/trickle-body.png": "within --timeout 1 s", "/trickle-headers.png": "within --timeout 1 s",
              "/not-http.png": "not a valid HTTP answer", "/broken-chunks.png": "cannot fetch",
              "/to-ftp.png": "redirected to ftp://127.0.0.1/x.png, which is not an http(s) URL",
-             "/to-bad-port.png": "cannot fetch", "/long-line.png": "not a valid HTTP answer"}
+             "/to-bad-port.png": "cannot fetch", "/long-line.png": "not a valid HTTP answer",
+             "/loop.png": "too many redirects (a loop, or a chain of more than 10)",
+             "/chain-31.png": "too many redirects (a loop, or a chain of more than 10)"}
     for path, fragment in cases.items():
         start = time.monotonic()
         code, err = _cli(capsys, "predict", str(model_dir), bad_server + path, "--timeout", "1")

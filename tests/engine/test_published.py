@@ -243,3 +243,36 @@ def test_train_init_from_on_the_command_line(akamaster_file, tmp_path, run_cli) 
     assert json.loads((tmp_path / "tuned" / "config.json").read_text())["init_from"] == str(tmp_path / "imported")
     evaluated = run_cli("eval", str(tmp_path / "imported"), "--dataset", "cifar10-sample", "--json")
     assert evaluated.returncode == 0, evaluated.stderr  # eval accepts an imported folder as it is
+
+
+def test_import_says_what_a_file_is_when_it_is_no_checkpoint(akamaster_file, tmp_path, capsys, make_image) -> None:
+    out = ["--model", "resnet20", "--out", str(tmp_path / "out")]
+    (tmp_path / "random.th").write_bytes(bytes(range(7, 200)) * 50)
+    assert "is not a PyTorch checkpoint: it is neither a zip nor a pickle" in _refused(
+        capsys, "akamaster", str(tmp_path / "random.th"), *out)
+    assert "is not a PyTorch checkpoint: it is a PNG image" in _refused(
+        capsys, "akamaster", str(make_image(tmp_path / "cat.png")), *out)
+    from resnet_cifar.engine.export import export
+    from resnet_cifar.engine.pretrained import load_pretrained
+    onnx_file = export(load_pretrained("resnet20"), "onnx", tmp_path / "m.onnx").path
+    assert "is not a PyTorch checkpoint: it is an ONNX model" in _refused(capsys, "akamaster", str(onnx_file), *out)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("change,message", [
+    ("nan-weights", "holds NaN or infinite weights"),
+    ("complex-weights", "holds complex-valued weights"),
+    ("zero-std", "std [0.0, 0.0, 0.0] must be above 0"),
+    ("nan-mean", "mean [nan, nan, nan] is not a list of numbers"),
+])
+def test_import_refuses_what_eval_would_refuse(tmp_path, capsys, change, message) -> None:
+    ours = _random_weights("resnet20", torch.Generator().manual_seed(3))
+    if change == "nan-weights":
+        ours["conv1.weight"][0, 0, 0, 0] = float("nan")
+    if change == "complex-weights":
+        ours["conv1.weight"] = ours["conv1.weight"].to(torch.complex64)
+    torch.save({"state_dict": _theirs(ours, [("fc.", "linear.")], prefix="module.")}, tmp_path / "r20.th")
+    extra = {"zero-std": ["--std", "0", "0", "0"], "nan-mean": ["--mean", "nan", "nan", "nan"]}.get(change, [])
+    assert message in _refused(capsys, "akamaster", str(tmp_path / "r20.th"), "--model", "resnet20", *extra,
+                               "--out", str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()

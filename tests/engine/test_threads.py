@@ -22,8 +22,15 @@ def _restore_threads():
 
 def test_requested_threads_win(monkeypatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setattr(threads, "usable_cpus", lambda: 1)
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 4)
     assert threads.configure_threads(3) == 3 == torch.get_num_threads()
+
+
+def test_more_threads_than_usable_cpus_are_capped_in_one_line(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 2)
+    assert threads.configure_threads(10000) == 2 == torch.get_num_threads()  # 10,000 threads hung a batch (#34)
+    err = capsys.readouterr().err
+    assert "--threads 10000 is more than the 2 CPUs this process may use" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("bad", [0, -2, True])

@@ -97,8 +97,13 @@ def _download(url: str, timeout: float, max_bytes: int, deadline: float, outcome
         outcome["body"] = b"".join(chunks)
     except urllib.error.HTTPError as error:
         location = error.headers.get("Location") if error.headers else None
-        outcome["error"] = (f"redirected to {location}, which is not an http(s) URL" if 300 <= error.code < 400
-                            else f"the server answered {error.code} {error.reason}")
+        if 300 <= error.code < 400 and "infinite loop" in str(error.msg):  # urllib's words for both cases
+            limit = urllib.request.HTTPRedirectHandler.max_redirections
+            outcome["error"] = f"too many redirects (a loop, or a chain of more than {limit}), the last to {location}"
+        elif 300 <= error.code < 400:
+            outcome["error"] = f"redirected to {location}, which is not an http(s) URL"
+        else:
+            outcome["error"] = f"the server answered {error.code} {error.reason}"
     except urllib.error.URLError as error:
         if isinstance(error.reason, TimeoutError):
             outcome["late"] = True

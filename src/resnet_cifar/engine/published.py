@@ -23,7 +23,7 @@ from ..log import notice
 from ..models import create_model, model_spec
 from ..models.layouts import with_zero_pad
 from .checkpoint import clean_state_dict, export_model
-from .trained import mismatched_keys, model_info
+from .trained import check_info, mismatched_keys, model_info
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 CIFAR10_MEAN, CIFAR10_STD = [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]
@@ -136,6 +136,7 @@ def import_weights(format_name: str, source: str | Path, out: str | Path, *, mod
     model_spec(model)  # an unknown name is refused before the file is read
     dataset = dataset or (download.dataset if download else None)
     weights = _renamed(spec, _state_dict(spec, path))
+    _check_values(weights, path)
     head = weights.get("fc.weight")
     found_classes = int(head.shape[0]) if isinstance(head, torch.Tensor) and head.ndim == 2 else None
     if num_classes is not None and found_classes is not None and num_classes != found_classes:
@@ -158,6 +159,7 @@ def import_weights(format_name: str, source: str | Path, out: str | Path, *, mod
     info = model_info(model, model_options, names, (3, spec.input_side, spec.input_side), mean or source_mean,
                       std or source_std, dataset=dataset,
                       source={"format": format_name, "file": str(download.url if download else path)})
+    check_info(info, f"the import of {path} (--mean/--std)")  # what eval would refuse is never written
     out = Path(out)
     if (out / "model.safetensors").exists():
         raise ResnetCifarError(f"{out} already holds a model: choose another --out")
@@ -196,14 +198,47 @@ def _local_file(spec: Format, format_name: str, source: str | Path) -> tuple[Pat
     return target, download
 
 
+def _check_values(weights: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights no model folder may hold: complex numbers, NaN or infinities."""
+    complex_keys = [key for key, value in weights.items() if value.is_complex()]
+    if complex_keys:
+        raise ResnetCifarError(f"{path} holds complex-valued weights ({', '.join(complex_keys[:3])}), which no "
+                               f"ResNet has: is it the right file?")
+    broken = [key for key, value in weights.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if broken:
+        raise ResnetCifarError(f"{path} holds NaN or infinite weights ({', '.join(broken[:3])}"
+                               f"{' ...' if len(broken) > 3 else ''}): the run that made them diverged")
+
+
+# The first bytes of files people mistake for checkpoints, and what they are.
+_OTHER_FILES = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+                (b"<?xml", "an XML file (an OpenVINO model?)"), (b"<net", "an OpenVINO model"),
+                (b"\x08", "an ONNX model (a protobuf)"), (b"\x1f\x8b", "a gzip archive"))
+
+
+def _not_a_checkpoint(path: Path) -> str | None:
+    """What ``path`` is, when its first bytes say it is no PyTorch checkpoint (a zip, or a pickle), else None."""
+    with path.open("rb") as f:
+        head = f.read(16)
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):
+        return None
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "a safetensors file (import reads torch.save files: torch.save the dict that safetensors loads)"
+    return next((what for magic, what in _OTHER_FILES if head.startswith(magic)),
+                "neither a zip nor a pickle" if head else "empty")
+
+
 def _state_dict(spec: Format, path: Path) -> dict[str, torch.Tensor]:
     """The weights in ``path``, loaded without running any code from the file."""
+    kind = _not_a_checkpoint(path)
+    if kind is not None:
+        raise ResnetCifarError(f"{path} is not a PyTorch checkpoint: it is {kind}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights only" in str(error).lower() or "weights_only" in str(error):
+        if "global" in str(error).lower():  # the restricted unpickler met a class or function to import
             raise ResnetCifarError(
                 f"{path} stores Python objects besides tensors, and reading them would run code from the file, which "
                 f"import refuses: if you trust it, load it in Python with torch.load(..., weights_only=False) and "

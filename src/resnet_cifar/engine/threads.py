@@ -27,7 +27,7 @@ def usable_cpus() -> int:
 def configure_threads(requested: int | None = None) -> int:
     """Set PyTorch's intra-op threads and return how many it now uses.
 
-    ``requested`` (``--threads``) wins. Otherwise a set ``OMP_NUM_THREADS`` stays as PyTorch read it (torchrun
+    ``requested`` (``--threads``) wins, capped at ``usable_cpus()``. Otherwise a set ``OMP_NUM_THREADS`` stays as PyTorch read it (torchrun
     sets it to 1 for each process when it starts several), and without it PyTorch's default is capped at
     ``usable_cpus()``.
     """
@@ -35,6 +35,11 @@ def configure_threads(requested: int | None = None) -> int:
     _chosen = requested is not None or "OMP_NUM_THREADS" in os.environ
     if requested is not None:
         require_positive_int("threads", requested)
+        usable = usable_cpus()
+        if requested > usable:
+            notice(f"--threads {requested} is more than the {usable} CPUs this process may use, and threads beyond "
+                   f"them only wait for each other: using {usable}")
+            requested = usable
         torch.set_num_threads(requested)
     elif "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(min(torch.get_num_threads(), usable_cpus()))
