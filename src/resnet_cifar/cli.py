@@ -346,7 +346,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = ServeSettings(source=args.source, pretrained=args.pretrained, backend=args.backend, device=args.device,
                              max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
                              max_bytes=args.max_bytes, max_pixels=args.max_pixels, max_images=args.max_images,
-                             timeout_s=args.timeout, api_key=args.api_key or os.environ.get(API_KEY_VARIABLE) or None)
+                             timeout_s=args.timeout, api_key=args.api_key or os.environ.get(API_KEY_VARIABLE) or None,
+                             header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
+                             keep_alive_s=args.keep_alive, max_header_bytes=args.max_header_bytes,
+                             max_headers=args.max_headers, max_connections=args.max_connections)
     serve(settings, host=args.host, port=args.port, workers=args.workers)
     return 0
 
@@ -389,6 +392,20 @@ def _add_serve_parser(commands: argparse._SubParsersAction) -> None:
                          "on every endpoint but / and /health (default: env RESNET_CIFAR_API_KEY, else none)")
     command.add_argument("--workers", type=int, default=1, help="server processes, each with its own model "
                          "(default 1)")
+    connections = command.add_argument_group("connections (each limit answered with a JSON error, then closed)")
+    connections.add_argument("--header-timeout", type=float, default=10.0, metavar="S", help="seconds for a request "
+                             "line and headers to arrive after the connection opens or the previous answer; beyond, "
+                             "408 (an idle connection is closed) (default 10)")
+    connections.add_argument("--body-timeout", type=float, default=30.0, metavar="S", help="seconds for a request "
+                             "body to arrive after its headers; beyond, 408 (default 30)")
+    connections.add_argument("--keep-alive", type=float, default=5.0, metavar="S", help="seconds an idle "
+                             "connection stays open after an answer (default 5)")
+    connections.add_argument("--max-header-bytes", type=int, default=32 * 1024, metavar="N", help="largest request "
+                             "line and headers together; beyond, 431 (default 32768)")
+    connections.add_argument("--max-headers", type=int, default=100, metavar="N", help="most header lines in a "
+                             "request; beyond, 431 (default 100)")
+    connections.add_argument("--max-connections", type=int, default=1000, metavar="N", help="open connections per "
+                             "process; more are closed at once (default 1000, lowered to fit the open-file limit)")
     _add_threads_option(command)
     command.set_defaults(handler=_cmd_serve)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -37,12 +38,17 @@ class RunningServer:
         return err
 
 
-def _start_server(*args: str, wait_ready: bool = True, timeout: float = 120) -> RunningServer:
-    """Start ``resnet-cifar serve ARGS --port P`` and poll /health every 20 ms until it answers 200."""
+def _start_server(*args: str, wait_ready: bool = True, timeout: float = 120,
+                  open_files: int | None = None) -> RunningServer:
+    """Start ``resnet-cifar serve ARGS --port P`` and poll /health every 20 ms until it answers 200;
+    ``open_files``: the process's open-file limit (soft and hard), as a service manager may set it."""
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    limit = None if open_files is None else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                                                         (open_files, open_files)))
     process = subprocess.Popen([sys.executable, "-m", "resnet_cifar", "serve", *args, "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=limit)
     server = RunningServer(process, f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + timeout
     while wait_ready and time.monotonic() < deadline:

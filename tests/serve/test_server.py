@@ -227,3 +227,113 @@ def test_several_workers_share_the_work_and_their_metrics(start_server) -> None:
         assert sum(float(row.rsplit(" ", 1)[1]) for row in served) == 6  # whichever worker answered
     finally:
         running.stop()
+
+
+def test_head_requests_the_schema_behind_the_key_and_ascii_top_k(server, guarded) -> None:
+    for path in ("/", "/health"):
+        response = httpx.head(server.url + path)
+        assert response.status_code == 200 and response.content == b""
+    assert httpx.get(guarded.url + "/openapi.json").status_code == 401  # the key guards it like /info
+    schema = httpx.get(guarded.url + "/openapi.json", headers={"X-API-Key": "s3cret-key"})
+    assert schema.status_code == 200 and "/predict" in schema.json()["paths"]
+    superscript = httpx.post(server.url + "/predict?top_k=%C2%B2", content=CAT)
+    assert superscript.status_code == 400 and "top_k must be an integer" in superscript.json()["error"]
+
+
+def test_every_client_reads_the_413_even_when_it_closes_after_sending(server) -> None:
+    import urllib.error
+    import urllib.request
+
+    for megabytes in (11, 30):  # urllib sends Connection: close and the whole body before it reads the answer
+        request = urllib.request.Request(server.url + "/predict", data=bytes(megabytes * 1024 * 1024),
+                                         headers={"Content-Type": "image/png"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 413 and b"--max-bytes" in refused.value.read()
+    _healthy(server)
+
+
+def _raw(server, data: bytes, wait: float = 10) -> bytes:
+    """What the server answers to ``data`` sent as is on a new connection, until it closes it (at most ``wait`` s)."""
+    import socket
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait) as connection:
+        connection.sendall(data)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+        return answer
+
+
+def _status_and_json(answer: bytes) -> tuple[int, dict]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower(), head
+    import json
+    return int(head.split(b" ")[1]), json.loads(body)
+
+
+@pytest.mark.parametrize("request_bytes,status,message", [
+    (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 431, "exceeds 32,768 bytes"),
+    (b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(200)) + b"\r\n", 431,
+     "more than 100 header lines"),
+    (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcde", 400, "not valid HTTP"),
+    (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
+     "not valid HTTP"),
+    (b"BREW /health HTTP/1.1\r\nHost: x\r\n\r\n", 400, "not valid HTTP"),
+], ids=["huge-header", "many-headers", "two-content-lengths", "length-and-chunked", "unknown-method"])
+def test_heads_the_parser_refuses_are_json_errors(server, request_bytes, status, message) -> None:
+    found, body = _status_and_json(_raw(server, request_bytes))
+    assert found == status and message in body["error"]
+    _healthy(server)
+
+
+@pytest.fixture(scope="module")
+def impatient(start_server):
+    """A server with short connection timeouts, a cap of 20 connections and 150 open files."""
+    running = start_server("--pretrained", "resnet20", "--backend", "torch", "--header-timeout", "2",
+                           "--body-timeout", "2", "--keep-alive", "2", "--max-connections", "20", "--timeout", "2",
+                           open_files=150)
+    yield running
+    running.stop()
+
+
+def test_slow_heads_and_bodies_are_answered_408_and_closed(impatient) -> None:
+    import time
+    start = time.monotonic()
+    status, body = _status_and_json(_raw(impatient, b"POST /predict HTTP/1.1\r\nHo"))  # a head that stops
+    assert status == 408 and "--header-timeout" in body["error"] and time.monotonic() - start < 5
+    status, body = _status_and_json(_raw(impatient, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png"
+                                                    b"\r\nContent-Length: 1000\r\n\r\n\x89PNG"))  # 996 bytes short
+    assert status == 408 and "--body-timeout" in body["error"] and time.monotonic() - start < 10
+    assert _raw(impatient, b"") == b""  # a connection that sends nothing is closed, unanswered
+    assert time.monotonic() - start < 15
+
+
+def test_idle_connections_cannot_use_up_the_open_files(impatient) -> None:
+    import socket
+    import time
+    host, port = impatient.url.removeprefix("http://").split(":")
+    idle = [socket.create_connection((host, int(port))) for _ in range(200)]  # more than the 150 open files
+    try:
+        idle[-1].settimeout(1)
+        assert idle[-1].recv(10) == b""  # beyond --max-connections: closed at once
+        time.sleep(2.5)  # the header timeout closes the idle ones within the cap
+        assert httpx.get(impatient.url + "/health", timeout=5).status_code == 200
+    finally:
+        for connection in idle:
+            connection.close()
+    assert impatient.process.poll() is None
+
+
+def test_large_images_are_decoded_beside_the_model_and_do_not_starve_small_ones(impatient) -> None:
+    import concurrent.futures
+    import time
+    huge = _png_bomb(4999, 4999)  # 24 KB that take 0.26-0.7 s to decode: 16 of them, more than --timeout 2
+    assert len(huge) < 100_000
+    with concurrent.futures.ThreadPoolExecutor(17) as pool:
+        floods = [pool.submit(httpx.post, impatient.url + "/predict", content=huge, timeout=60) for _ in range(16)]
+        time.sleep(0.3)  # the large ones are in
+        small = httpx.post(impatient.url + "/predict", content=CAT, timeout=60)
+        statuses = [flood.result().status_code for flood in floods]
+    assert small.status_code == 200 and small.json()["top_k"][0]["label"] == "cat"  # within --timeout 2
+    assert set(statuses) <= {200, 429, 503}

@@ -44,6 +44,17 @@ def decode_image(source: bytes | Path, size: tuple[int, int], name: str | None =
     return torch.from_numpy(np.asarray(resized, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
 
 
+def image_pixels(data: bytes) -> int | None:
+    """The pixel count an encoded image declares in its header (nothing is decoded), or None if unreadable."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as image:
+                return image.width * image.height
+    except Exception:  # noqa: BLE001  Pillow raises many types for damaged headers; decoding names the problem
+        return None
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     if image.width == 0 or image.height == 0:
         raise ValueError("the image has no pixels")

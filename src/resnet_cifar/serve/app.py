@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from typing import Any
 
@@ -22,23 +23,21 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
-from ..data.images import ImageTooLarge
+from ..data.images import ImageTooLarge, image_pixels
 from ..errors import ResnetCifarError, first_line, is_decimal
 from .batcher import DynamicBatcher, QueueFull
+from .decoder import DECODE_IN_BATCH_PIXELS, DecoderBusy, LargeImageDecoder
 from .metrics import ServerMetrics
 from .model import ServedModel, Upload, load_served_model
 
 log = logging.getLogger("resnet_cifar.serve")
-# Bodies up to this size are decoded in the batcher's thread with their batch (a 32x32 PNG takes 0.16 ms), larger
-# ones first in a worker thread of their own.
-DECODE_IN_BATCH_BYTES = 256 * 1024
 # Content types sent as the image itself; anything else (but multipart/form-data) is 415.
 RAW_TYPES = ("image/", "application/octet-stream")
-ENDPOINTS = ("/", "/health", "/info", "/metrics", "/predict", "/predict/batch")
+ENDPOINTS = ("/", "/health", "/info", "/metrics", "/openapi.json", "/predict", "/predict/batch")
 
 
 @dataclass(frozen=True)
@@ -57,13 +56,20 @@ class ServeSettings:
     max_images: int = 64
     timeout_s: float = 30.0
     api_key: str | None = None
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_s: float = 5.0
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    max_connections: int = 1000
 
     def check(self) -> None:
         """Refuse settings that cannot work, in one line each."""
         if (self.source is None) == (self.pretrained is None):
             raise ResnetCifarError("give either a run folder / model folder / checkpoint / exported file or "
                                    "--pretrained NAME")
-        for name in ("max_batch", "max_queue", "max_bytes", "max_pixels", "max_images"):
+        for name in ("max_batch", "max_queue", "max_bytes", "max_pixels", "max_images", "max_header_bytes",
+                     "max_headers", "max_connections"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ResnetCifarError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
@@ -72,6 +78,11 @@ class ServeSettings:
         if not 0 < self.timeout_s <= 3600:
             raise ResnetCifarError(f"--timeout must be a number of seconds above 0 and at most 3600, got "
                                    f"{self.timeout_s}")
+        for name in ("header_timeout_s", "body_timeout_s", "keep_alive_s"):
+            value = getattr(self, name)
+            if not 0 < value <= 3600:
+                raise ResnetCifarError(f"--{name[:-2].replace('_', '-')} must be a number of seconds above 0 and at "
+                                       f"most 3600, got {value}")
         if self.api_key is not None and len(self.api_key) < 8:
             raise ResnetCifarError("the API key must have at least 8 characters")
 
@@ -79,9 +90,9 @@ class ServeSettings:
 class ApiError(Exception):
     """An answer with an error status and a one-line JSON message."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.close = status, message, close
 
 
 class _Loaded:
@@ -90,6 +101,7 @@ class _Loaded:
     def __init__(self) -> None:
         self.model: ServedModel | None = None
         self.batcher: DynamicBatcher | None = None
+        self.decoder: LargeImageDecoder | None = None
         self.error: str | None = None
 
 
@@ -121,7 +133,7 @@ def create_app(settings: ServeSettings, on_load_failure: Callable[[str], None] =
                                      max_wait_s=settings.max_wait_ms / 1000, max_queue=settings.max_queue,
                                      on_batch=metrics.record_batch)
             batcher.start()
-            loaded.model, loaded.batcher = model, batcher
+            loaded.model, loaded.batcher, loaded.decoder = model, batcher, LargeImageDecoder()
             print(f"resnet-cifar: model {model.name} loaded, backend {model.backend}: ready", file=sys.stderr,
                   flush=True)
 
@@ -133,14 +145,19 @@ def create_app(settings: ServeSettings, on_load_failure: Callable[[str], None] =
         yield
         if loaded.batcher is not None:
             await loaded.batcher.stop()
+        if loaded.decoder is not None:
+            loaded.decoder.close()
 
-    app = FastAPI(title="resnet-cifar", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # The schema is served by our own route, behind the API key like everything but the page and /health.
+    app = FastAPI(title="resnet-cifar", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
     app.add_middleware(_Measured, metrics=metrics)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+        if error.close:
+            headers["Connection"] = "close"
         return JSONResponse({"error": error.message}, status_code=error.status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -175,13 +192,20 @@ def create_app(settings: ServeSettings, on_load_failure: Callable[[str], None] =
         return loaded.model
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.head("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
         return HTMLResponse(resources.files("resnet_cifar.serve").joinpath("static/index.html").read_text("utf-8"))
 
     @app.get("/health")
+    @app.head("/health", include_in_schema=False)  # load balancers and uptime checks probe with HEAD
     async def health() -> dict[str, str]:
         require_model()
         return {"status": "ok"}
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def schema(request: Request) -> JSONResponse:
+        require_key(request)
+        return JSONResponse(app.openapi())
 
     @app.get("/info")
     async def info(request: Request) -> dict[str, Any]:
@@ -250,18 +274,29 @@ def _top_k(request: Request) -> int:
     return int(given)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     """The request body, refused (413) as soon as it is known to exceed ``limit`` bytes: from Content-Length
-    before anything is read, else while it streams in."""
+    before anything is read, else while it streams in; 408 (and the connection closed) when all of it has not
+    arrived within ``timeout_s`` (a slow client, or a Content-Length larger than the body)."""
     length = request.headers.get("content-length")
     if length is not None and is_decimal(length.strip()) and int(length) > limit:
         raise ApiError(413, f"the body has {int(length):,} bytes, more than the {limit:,} allowed (--max-bytes)")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"the body exceeds the {limit:,} bytes allowed (--max-bytes)")
-        chunks.append(chunk)
+    chunks: list[bytes] = []
+
+    async def read() -> None:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"the body exceeds the {limit:,} bytes allowed (--max-bytes)")
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(read(), timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(408, f"the body did not arrive within {timeout_s:g} s (--body-timeout)", close=True) from None
+    except ClientDisconnect:
+        raise ApiError(400, "the client closed the connection before its body arrived", close=True) from None
     return b"".join(chunks)
 
 
@@ -274,7 +309,7 @@ async def _images_of(request: Request, settings: ServeSettings, *, multiple: boo
     if not is_form and content_type and not content_type.startswith(RAW_TYPES):
         raise ApiError(415, f"unsupported Content-Type {content_type!r}: send the image itself (image/png, "
                        f"image/jpeg, ... or application/octet-stream) or multipart/form-data with a field 'image'")
-    body = await _read_body(request, settings.max_bytes)
+    body = await _read_body(request, settings.max_bytes, settings.body_timeout_s)
     if not body:
         raise ApiError(400, "the body is empty: send an image")
     if not is_form:
@@ -316,8 +351,16 @@ async def _classify(model: ServedModel, loaded: _Loaded, encoded: list[bytes], t
     uploads = []
     for index, data in enumerate(encoded):
         upload = Upload(data, f"image {index + 1}" if len(encoded) > 1 else "the upload", settings.max_pixels)
-        if len(data) > DECODE_IN_BATCH_BYTES:
-            upload.data = await run_in_threadpool(_decoded_or_error, upload, size)
+        pixels = image_pixels(data)
+        if pixels is not None and DECODE_IN_BATCH_PIXELS < pixels <= settings.max_pixels:
+            assert loaded.decoder is not None  # set with the model
+            try:
+                upload.data = await loaded.decoder.decode(partial(_decoded_or_error, upload, size), settings.timeout_s)
+            except DecoderBusy as error:
+                raise ApiError(429, f"the server is busy: {error}; retry later") from None
+            except asyncio.TimeoutError:
+                raise ApiError(503, f"no answer within {settings.timeout_s:g} s (--timeout): the server is "
+                                    f"overloaded") from None
         uploads.append(upload)
     assert loaded.batcher is not None  # set with the model
     try:

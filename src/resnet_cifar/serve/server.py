@@ -5,6 +5,7 @@ import dataclasses
 import ipaddress
 import json
 import os
+import resource
 import sys
 import tempfile
 from typing import Any
@@ -13,6 +14,7 @@ import uvicorn
 
 from ..errors import ResnetCifarError
 from .app import ServeSettings, create_app
+from .protocol import ConnectionLimits, LimitedHttpToolsProtocol
 
 SETTINGS_VARIABLE = "RESNET_CIFAR_SERVE_SETTINGS"  # how worker processes receive the settings
 API_KEY_VARIABLE = "RESNET_CIFAR_API_KEY"
@@ -40,8 +42,10 @@ def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, wo
               f"use the model; set --api-key or {API_KEY_VARIABLE}, or bind to 127.0.0.1", file=sys.stderr)
     print(f"resnet-cifar: serving on http://{'[' + host + ']' if ':' in host else host}:{port} (page at /, API at "
           f"/predict); loading the model", file=sys.stderr, flush=True)
+    _apply_connection_limits(settings)
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning", "access_log": False,
-                               "server_header": False}
+                               "server_header": False, "http": LimitedHttpToolsProtocol,
+                               "timeout_keep_alive": settings.keep_alive_s}
     if workers > 1:
         _serve_workers(settings, workers, options)
         return
@@ -72,4 +76,28 @@ def _serve_workers(settings: ServeSettings, workers: int, options: dict[str, Any
 
 def app_from_environment() -> Any:
     """The app of a worker process, from the settings its parent put in the environment."""
-    return create_app(ServeSettings(**json.loads(os.environ[SETTINGS_VARIABLE])), load_first=True)
+    settings = ServeSettings(**json.loads(os.environ[SETTINGS_VARIABLE]))
+    _apply_connection_limits(settings, quiet=True)
+    return create_app(settings, load_first=True)
+
+
+# Open files a server needs besides its connections: the model, libraries, the metrics and log files.
+RESERVED_FILES = 64
+
+
+def _apply_connection_limits(settings: ServeSettings, quiet: bool = False) -> None:
+    """Give the protocol its limits, with the connection cap kept under the open-file limit (raised to the hard
+    limit first): beyond it, accepting a connection would fail for every client, /health included."""
+    wanted = settings.max_connections + RESERVED_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    connections = settings.max_connections
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        connections = max(1, soft - RESERVED_FILES)
+        if not quiet:
+            print(f"resnet-cifar: notice: this process may open {soft} files, so --max-connections "
+                  f"{settings.max_connections} is lowered to {connections}", file=sys.stderr)
+    LimitedHttpToolsProtocol.limits = ConnectionLimits(settings.max_header_bytes, settings.max_headers,
+                                                       settings.header_timeout_s, connections)
