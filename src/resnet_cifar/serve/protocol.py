@@ -112,10 +112,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()  # a lingering close is over: the whole body has been read
 
     def on_response_complete(self) -> None:
+        answered = self.cycle
         super().on_response_complete()
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self.cycle is not answered:  # closed, or a pipelined request began
             return
-        if self.cycle is not None and self.cycle.more_body:  # answered before its body arrived: linger, bounded
+        if answered is not None and answered.more_body:  # answered before its body arrived: linger, bounded
             self._cancel_head_timer()
             self._head_timer = self.loop.call_later(self.limits.header_timeout_s, self.transport.close)
         else:
