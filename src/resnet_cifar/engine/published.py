@@ -238,7 +238,8 @@ def _state_dict(spec: Format, path: Path) -> dict[str, torch.Tensor]:
             warnings.simplefilter("ignore")
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "global" in str(error).lower():  # the restricted unpickler met a class or function to import
+        # the restricted unpickler met a class or function to import ("Unsupported global", older: "class")
+        if any(word in str(error).lower() for word in ("global", "unsupported class")):
             raise ResnetCifarError(
                 f"{path} stores Python objects besides tensors, and reading them would run code from the file, which "
                 f"import refuses: if you trust it, load it in Python with torch.load(..., weights_only=False) and "
