@@ -23,7 +23,7 @@ from ..log import notice
 from ..models import create_model, model_spec
 from ..models.layouts import with_zero_pad
 from .checkpoint import clean_state_dict, export_model
-from .trained import check_info, mismatched_keys, model_info
+from .trained import check_info, mismatched_keys, model_info, nonfinite_weights
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 CIFAR10_MEAN, CIFAR10_STD = [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]
@@ -204,10 +204,9 @@ def _check_values(weights: dict[str, torch.Tensor], path: Path) -> None:
     if complex_keys:
         raise ResnetCifarError(f"{path} holds complex-valued weights ({', '.join(complex_keys[:3])}), which no "
                                f"ResNet has: is it the right file?")
-    broken = [key for key, value in weights.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    broken = nonfinite_weights(weights)
     if broken:
-        raise ResnetCifarError(f"{path} holds NaN or infinite weights ({', '.join(broken[:3])}"
-                               f"{' ...' if len(broken) > 3 else ''}): the run that made them diverged")
+        raise ResnetCifarError(f"{path} holds NaN or infinite weights ({broken}): the run that made them diverged")
 
 
 # The first bytes of files people mistake for checkpoints, and what they are.

@@ -87,12 +87,18 @@ def load_trained_model(source: str | Path, device: torch.device | str = "cpu") -
     check_info(info, str(source))
     model = create_model(info["model"], num_classes=info["num_classes"], **info.get("model_options", {}))
     _check_compatible(model.state_dict(), weights, str(source), info["model"])
-    broken = [key for key, value in weights.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    broken = nonfinite_weights(weights)
     if broken:
-        raise ResnetCifarError(f"the weights in {source} hold NaN or infinite values ({', '.join(broken[:3])}"
-                               f"{' ...' if len(broken) > 3 else ''}): the run that made them diverged")
+        raise ResnetCifarError(f"the weights in {source} hold NaN or infinite values ({broken}): the run that made "
+                               f"them diverged")
     model.load_state_dict(weights)
     return TrainedModel(model.to(device).eval(), info)
+
+
+def nonfinite_weights(weights: dict[str, torch.Tensor]) -> str:
+    """The names of the weights holding NaN or infinite values, the first three, for a message ('' if none)."""
+    broken = [key for key, value in weights.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    return f"{', '.join(broken[:3])}{' ...' if len(broken) > 3 else ''}"
 
 
 def initialise_from(model: nn.Module, source: str | Path, name: str, options: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 
 from ..errors import ResnetCifarError
+from ..log import notice
 from .app import ServeSettings, create_app
 from .protocol import ConnectionLimits, LimitedHttpToolsProtocol
 
@@ -97,7 +98,7 @@ def _apply_connection_limits(settings: ServeSettings, quiet: bool = False) -> No
     if soft != resource.RLIM_INFINITY and soft < wanted:
         connections = max(1, soft - RESERVED_FILES)
         if not quiet:
-            print(f"resnet-cifar: notice: this process may open {soft} files, so --max-connections "
-                  f"{settings.max_connections} is lowered to {connections}", file=sys.stderr)
+            notice(f"this process may open {soft} files, so --max-connections {settings.max_connections} is lowered "
+                   f"to {connections}")
     LimitedHttpToolsProtocol.limits = ConnectionLimits(settings.max_header_bytes, settings.max_headers,
                                                        settings.header_timeout_s, connections)
