@@ -391,7 +391,8 @@ def _check_openvino_files(path: Path) -> None:
     .bin is missing, or whose .bin differs from the checksum recorded at export."""
     weights = path.with_suffix(".bin")
     try:
-        head = path.open("rb").read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+        with path.open("rb") as f:
+            head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
         if not head:
             raise ResnetCifarError(f"{path} is empty: export the model again")
         if not head.startswith(b"<"):

@@ -75,10 +75,7 @@ class ServeSettings:
                 raise ResnetCifarError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
         if not 0 <= self.max_wait_ms <= 10_000:
             raise ResnetCifarError(f"--max-wait-ms must lie in 0..10000, got {self.max_wait_ms}")
-        if not 0 < self.timeout_s <= 3600:
-            raise ResnetCifarError(f"--timeout must be a number of seconds above 0 and at most 3600, got "
-                                   f"{self.timeout_s}")
-        for name in ("header_timeout_s", "body_timeout_s", "keep_alive_s"):
+        for name in ("timeout_s", "header_timeout_s", "body_timeout_s", "keep_alive_s"):
             value = getattr(self, name)
             if not 0 < value <= 3600:
                 raise ResnetCifarError(f"--{name[:-2].replace('_', '-')} must be a number of seconds above 0 and at "
@@ -344,31 +341,24 @@ async def _form_images(request: Request, body: bytes, max_images: int) -> list[b
 
 async def _classify(model: ServedModel, loaded: _Loaded, encoded: list[bytes], top_k: int,
                     settings: ServeSettings) -> list[dict[str, Any]]:
-    """Queue the images for the batcher, which decodes them in its thread with their forward pass (large ones are
-    decoded here first, in a worker thread, so that they do not hold up a batch); answer each image's top
-    ``top_k`` classes."""
+    """Queue the images for the batcher, which decodes them in its thread with their forward pass (images of many
+    pixels are decoded here first, by the decoder's pool, so that they do not hold up a batch); answer each image's
+    top ``top_k`` classes. The decoding and the answer are each given ``--timeout``."""
     size = model.trained.input_size[1:]
-    uploads = []
-    for index, data in enumerate(encoded):
-        upload = Upload(data, f"image {index + 1}" if len(encoded) > 1 else "the upload", settings.max_pixels)
-        pixels = image_pixels(data)
-        if pixels is not None and DECODE_IN_BATCH_PIXELS < pixels <= settings.max_pixels:
-            assert loaded.decoder is not None  # set with the model
-            try:
-                upload.data = await loaded.decoder.decode(partial(_decoded_or_error, upload, size), settings.timeout_s)
-            except DecoderBusy as error:
-                raise ApiError(429, f"the server is busy: {error}; retry later") from None
-            except asyncio.TimeoutError:
-                raise ApiError(503, f"no answer within {settings.timeout_s:g} s (--timeout): the server is "
-                                    f"overloaded") from None
-        uploads.append(upload)
-    assert loaded.batcher is not None  # set with the model
+    assert loaded.batcher is not None and loaded.decoder is not None  # set with the model
     try:
+        uploads = []
+        for index, data in enumerate(encoded):
+            upload = Upload(data, f"image {index + 1}" if len(encoded) > 1 else "the upload", settings.max_pixels)
+            pixels = image_pixels(data)
+            if pixels is not None and DECODE_IN_BATCH_PIXELS < pixels <= settings.max_pixels:
+                upload.data = await loaded.decoder.decode(partial(_decoded_or_error, upload, size),
+                                                          settings.timeout_s)
+            uploads.append(upload)
         futures = loaded.batcher.submit(uploads)
-    except QueueFull as error:
-        raise ApiError(429, f"the server is busy: {error}; retry later") from None
-    try:
         rows = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), settings.timeout_s)
+    except (QueueFull, DecoderBusy) as error:
+        raise ApiError(429, f"the server is busy: {error}; retry later") from None
     except asyncio.TimeoutError:
         raise ApiError(503, f"no answer within {settings.timeout_s:g} s (--timeout): the server is overloaded") \
             from None
