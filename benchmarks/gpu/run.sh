@@ -11,6 +11,7 @@
 #   ema       the fast recipe with --ema
 #   default   `resnet-cifar train` with no options: what a user gets (30 epochs)
 #   baseline  the seeds' recipe, 50 epochs (benchmarks/seeds_baseline.py)
+#   airbench  airbench94, 95 and 96 (the record line, unmodified) on the same data: benchmarks/airbench_peer.py
 #   ddp       DistributedDataParallel over NCCL on 2 GPUs against 1 (skipped with fewer than 2 GPUs)
 # A call of the device tool may run up to 10 minutes: on an H100, `tests bench fast`, then `baseline`, then
 # `default compiled graphs` fit one call each. Afterwards, on any machine, `benchmarks/gpu/collect.py` turns the
@@ -81,6 +82,10 @@ PY
     baseline)
         python3 benchmarks/seeds_baseline.py $data --device "$DEVICE" --json "$OUT/baseline.json" \
             "${baseline_args[@]}" 2>&1 | tee "$OUT/baseline.log" ;;
+    airbench)
+        python3 benchmarks/airbench_peer.py $data --out "$OUT/airbench" --runs "${AIRBENCH_RUNS:-3}" \
+            --variants ${AIRBENCH_VARIANTS:-94 95 96} 2>&1 | tee "$OUT/airbench.log"
+        rm -rf "$OUT/airbench/work" ;;
     ddp)
         if [ "$(python3 -c 'import torch; print(torch.cuda.device_count())')" -lt 2 ]; then
             echo "ddp: skipped, fewer than 2 GPUs" | tee "$OUT/ddp.log"
@@ -88,7 +93,7 @@ PY
             python3 -m pytest -q -rA tests/test_gpu_ddp.py 2>&1 | tee "$OUT/ddp.log" || true
         fi ;;
     *)
-        echo "unknown step $step: choose tests, bench, fast, compiled, graphs, ema, default, baseline or ddp" >&2
+        echo "unknown step $step: choose tests, bench, fast, compiled, graphs, ema, default, baseline, airbench or ddp" >&2
         exit 2 ;;
     esac
 done

@@ -1,0 +1,142 @@
+"""airbench, the CIFAR-10 speed record line (Keller Jordan, arXiv 2404.00498), run on our CIFAR-10 copy.
+
+    python benchmarks/airbench_peer.py DATA_DIR --out DIR [--variants 94 95 96] [--runs N]
+
+DATA_DIR holds our copy in the official python format (``cifar-10-batches-py``, as ``../shared/tools/
+cifar10_from_jpeg_tar.py`` writes it). The script writes it in airbench's own format (``DIR/work/cifar10/train.pt``
+and ``test.pt``: uint8 NHWC images, labels, class names), then runs the PyPI package ``airbench`` unmodified on a
+CUDA GPU: for each variant one warm-up run (as airbench's README does: cuDNN autotuning, not timed), then N timed
+runs. airbench is a benchmark-only dependency: install it beside this script (``pip install airbench==0.1.8``),
+never into the package's requirements.
+
+For every run it keeps what airbench itself prints at each epoch (the last batch's loss and accuracy, the test
+accuracy without test-time augmentation, and airbench's own clock: CUDA events around the training steps only,
+evaluation left out) and, at the end, the test accuracy with airbench's test-time augmentation (flip and one-pixel
+translations, ``tta_level=2``) and without, plus the wall clock of the whole call. Writes, in DIR:
+``airbenchNN-runK-metrics.csv`` (columns ``epoch, train_loss, train_acc, test_acc, elapsed_seconds`` as our
+``metrics.csv``, so ``time_to_accuracy.py`` reads both) and ``airbench.json`` (every run, per-variant means, the
+machine).
+
+A CPU run needs changes to airbench's code (its ``.cuda()``/``.half()`` calls and CUDA timing events); this script
+refuses to run without CUDA rather than change anything.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from resnet_cifar.data.cifar import read_cifar
+
+COLUMNS = ["run", "epoch", "train_loss", "train_acc", "val_acc", "tta_val_acc", "total_time_seconds"]
+
+
+def write_airbench_data(data_dir: Path, folder: Path) -> None:
+    """Our copy's train and test splits as airbench's ``train.pt``/``test.pt`` (uint8 NHWC, int64 labels)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        images = read_cifar("cifar10", data_dir, split, download=False)
+        torch.save({"images": images.images.permute(0, 2, 3, 1).contiguous(), "labels": images.labels,
+                    "classes": images.class_names}, folder / f"{split}.pt")
+
+
+def parse_rows(printed: str) -> list[dict]:
+    """airbench's printed table (``| run | epoch | ... |``) as rows of numbers; the last is its ``eval`` row."""
+    rows = []
+    for line in printed.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != len(COLUMNS) or cells[1] in ("", "epoch"):
+            continue
+        row = dict(zip(COLUMNS, cells))
+        rows.append({key: (value if key == "epoch" else float(value)) for key, value in row.items()
+                     if value and key != "run"})
+    return rows
+
+
+def run_once(train, evaluate, loader_class, run: int) -> dict:
+    """One timed airbench run: its epoch rows, its final accuracies with and without TTA, and the wall clock."""
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        model = train(run=run)
+    torch.cuda.synchronize()
+    wall = time.perf_counter() - started
+    rows = parse_rows(printed.getvalue())
+    epochs = [row for row in rows if row["epoch"] != "eval"]
+    final = rows[-1]
+    test_loader = loader_class("cifar10", train=False, batch_size=2000)
+    return {
+        "epochs": [{"epoch": int(row["epoch"]) + 1, "train_loss": row["train_loss"], "train_acc": row["train_acc"],
+                    "test_acc": row["val_acc"], "elapsed_seconds": row["total_time_seconds"]} for row in epochs],
+        "test_acc": evaluate(model, test_loader, tta_level=0),
+        "tta_test_acc": final["tta_val_acc"],
+        "airbench_seconds": final["total_time_seconds"],  # training steps + final TTA, airbench's own clock
+        "wall_seconds": wall,  # the whole call: data to the GPU, whitening init, every epoch's printed eval
+    }
+
+
+def write_metrics(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def machine() -> dict:
+    import airbench
+
+    return {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
+            "airbench": getattr(airbench, "__version__", "0.1.8"), "python": platform.python_version(),
+            "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data_dir", type=Path, help="folder holding cifar-10-batches-py (our copy)")
+    parser.add_argument("--out", type=Path, required=True, help="where the metrics and airbench.json go")
+    parser.add_argument("--variants", nargs="+", default=["94", "95", "96"], choices=["93", "94", "95", "96"])
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each variant (default 3)")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("airbench_peer.py: no CUDA GPU here; airbench runs unmodified only on one")
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = (args.out / "work").resolve()
+    write_airbench_data(args.data_dir.resolve(), work / "cifar10")
+    os.chdir(work)  # airbench reads its test split from ./cifar10
+    import airbench
+
+    report = {"machine": machine(), "variants": {}}
+    for variant in args.variants:
+        train = getattr(airbench, f"train{variant}")
+        with contextlib.redirect_stdout(io.StringIO()):
+            getattr(airbench, f"warmup{variant}")()
+        runs = []
+        for run in range(args.runs):
+            result = run_once(train, airbench.evaluate, airbench.CifarLoader, run)
+            write_metrics(result["epochs"], args.out / f"airbench{variant}-run{run}-metrics.csv")
+            print(f"airbench{variant} run {run}: {100 * result['test_acc']:.2f}% "
+                  f"({100 * result['tta_test_acc']:.2f}% with TTA) in {result['airbench_seconds']:.2f} s "
+                  f"(wall {result['wall_seconds']:.1f} s)", flush=True)
+            runs.append(result)
+        report["variants"][variant] = {
+            "runs": runs,
+            "mean_test_acc": statistics.mean(run["test_acc"] for run in runs),
+            "mean_tta_test_acc": statistics.mean(run["tta_test_acc"] for run in runs),
+            "mean_airbench_seconds": statistics.mean(run["airbench_seconds"] for run in runs),
+        }
+        (args.out / "airbench.json").write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
