@@ -52,8 +52,8 @@ FLOOR_PYTHON := $(shell for p in python3.10 $(wildcard $(HOME)/.pyenv/versions/3
 	$$p -c "" 2>/dev/null && { command -v $$p; break; }; done)
 COMPAT_PYTHON ?= $(or $(FLOOR_PYTHON),$(PYTHON))
 COMPAT_VENV ?= $(HOME)/.cache/resnet-cifar/venv-torch-$(TORCH_FLOOR)-$(notdir $(COMPAT_PYTHON))
-COMPAT_TESTS := tests/test_cli_main.py tests/test_readme.py tests/engine/test_training.py \
-	tests/engine/test_distributed.py tests/engine/test_published.py tests/engine/test_int8.py tests/test_layers.py
+COMPAT_TESTS := tests/test_cli_main.py tests/test_readme.py tests/training/test_training.py \
+	tests/core/test_distributed.py tests/inference/test_published.py tests/inference/test_int8.py tests/test_layers.py
 $(COMPAT_VENV)/.installed-$(TORCH_FLOOR):
 	test -x $(COMPAT_VENV)/bin/python || $(COMPAT_PYTHON) -m venv $(COMPAT_VENV)
 	$(COMPAT_VENV)/bin/python -m pip install --quiet torch==$(TORCH_FLOOR)

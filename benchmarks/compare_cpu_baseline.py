@@ -24,7 +24,7 @@ from seeds_way import seeds_loader
 from resnet_cifar.bench import INFER_VARIANTS, Variant, inference_throughput, train_throughput
 from resnet_cifar.data import load_dataset
 from resnet_cifar.data.loader import Augment, BatchLoader
-from resnet_cifar.engine.int8 import int8_available
+from resnet_cifar.inference.int8 import int8_available
 
 MODEL, BATCH = "resnet18", 128
 OURS_TRAIN = Variant("bf16 + channels_last", torch.bfloat16, channels_last=True)

@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt
 import torch
 from time_to_accuracy import read_metrics
 
-from resnet_cifar.engine.device import cpu_has_vnni, cpu_supports_bf16
+from resnet_cifar.core.device import cpu_has_vnni, cpu_supports_bf16
 from resnet_cifar.plots import save_figure  # also selects matplotlib's file-only Agg backend
 
 # (name, options added to the base): each changes one ingredient of the base.

@@ -26,7 +26,7 @@ import torch
 from seeds_way import seeds_loader
 from torch import nn, optim
 
-from resnet_cifar.engine.io import atomic_write_json
+from resnet_cifar.files import atomic_write_json
 from resnet_cifar.models import create_model
 
 

@@ -30,9 +30,10 @@ from pathlib import Path
 import httpx
 import torch
 
+from resnet_cifar.core.checkpoint import export_model
+from resnet_cifar.core.saved_model import model_info
+from resnet_cifar.core.source import resolve_source
 from resnet_cifar.data.class_names import CIFAR10_CLASSES
-from resnet_cifar.engine.checkpoint import export_model
-from resnet_cifar.engine.trained import model_info
 from resnet_cifar.models import create_model
 from resnet_cifar.serve.model import load_served_model
 
@@ -61,7 +62,7 @@ def int8_export(source: list[str], name: str, scratch: Path) -> list[str]:
 def raw_rate(source: list[str], backend: str, batch: int, seconds: float = 10.0) -> tuple[float, str]:
     """Images/s of the served model's ``classify`` on batches of ``batch`` decoded images, and its backend."""
     pretrained = source[1] if source[0] == "--pretrained" else None
-    served = load_served_model(None if pretrained else source[0], pretrained, backend)
+    served = load_served_model(resolve_source(None if pretrained else source[0], pretrained), backend)
     images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8)
     served.classify(images)
     done, start = 0, time.perf_counter()

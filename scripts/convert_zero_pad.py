@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from resnet_cifar.engine.checkpoint import export_model, read_model_files
+from resnet_cifar.core.checkpoint import export_model, read_model_files
 from resnet_cifar.models import create_model
 from resnet_cifar.models.layouts import convert_zero_pad
 

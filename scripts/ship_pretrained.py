@@ -13,8 +13,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from resnet_cifar.engine.evaluate import evaluate
-from resnet_cifar.engine.pretrained import add_pretrained
+from resnet_cifar.inference.evaluate import evaluate
+from resnet_cifar.inference.pretrained import add_pretrained
 
 
 def main() -> None:
@@ -24,8 +24,9 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True, help="folder holding the dataset the run was trained on")
     parser.add_argument("--command", required=True, help="the command that trained the run, for the record")
     parser.add_argument("--train-minutes", type=float, help="training time, where the folder has no metrics.csv")
-    parser.add_argument("--evaluated-on", default="full CIFAR-10 test split of the JPEG-derived copy "
-                        "(../shared/data/README.md), not the official files", help="what the test set was")
+    parser.add_argument("--evaluated-on", required=True, help="in words a user understands: which test images "
+                        "the accuracy was measured on (e.g. 'the 10,000 CIFAR-10 test images, from a copy stored as '"
+                        "'JPEG files')")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         results = evaluate(args.run, data_dir=args.data_dir, split="test", out_dir=scratch, download=False)

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Test processes run side by side (pytest -n): one CPU thread each, and for the processes they start, as
-    # more threads than CPUs make every one of them many times slower (engine/threads.py).
+    # more threads than CPUs make every one of them many times slower (core/threads.py).
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
 

@@ -24,9 +24,9 @@ from PIL import Image
 
 from resnet_cifar import ResnetCifarError, TrainConfig, create_model, evaluate, load_dataset, predict, train
 from resnet_cifar.cli import main
+from resnet_cifar.core.checkpoint import export_model, save_checkpoint
+from resnet_cifar.core.saved_model import model_info
 from resnet_cifar.data.cifar import CIFAR
-from resnet_cifar.engine.checkpoint import export_model, save_checkpoint
-from resnet_cifar.engine.trained import model_info
 
 SAMPLE_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

@@ -9,11 +9,11 @@ import torch
 from resnet_cifar import bench
 from resnet_cifar.bench import INFER_VARIANTS, TRAIN_VARIANTS, bench_report, format_report, run_bench
 from resnet_cifar.cli import main
-from resnet_cifar.engine import threads
-from resnet_cifar.engine.backends import installed
-from resnet_cifar.engine.device import cpu_supports_bf16
-from resnet_cifar.engine.int8 import int8_available
+from resnet_cifar.core import threads
+from resnet_cifar.core.device import cpu_supports_bf16
 from resnet_cifar.flops import model_flops
+from resnet_cifar.inference.backends import installed
+from resnet_cifar.inference.int8 import int8_available
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import pytest
 
 from resnet_cifar.cli import _config_from_args, build_parser
 from resnet_cifar.config_options import config_fields, option_name
-from resnet_cifar.engine.config import TrainConfig
-from resnet_cifar.engine.recipes import RECIPES
+from resnet_cifar.training.config import TrainConfig
+from resnet_cifar.training.recipes import RECIPES
 
 
 def _subparser(*path: str) -> argparse.ArgumentParser:

@@ -19,16 +19,16 @@ from torch._dynamo.utils import counters
 
 from resnet_cifar import create_model
 from resnet_cifar.bench import run_bench
+from resnet_cifar.core.checkpoint import load_checkpoint, save_checkpoint
+from resnet_cifar.core.device import resolve_amp
 from resnet_cifar.data import load_dataset
 from resnet_cifar.data.loader import Augment, BatchLoader
-from resnet_cifar.engine.checkpoint import load_checkpoint, save_checkpoint
-from resnet_cifar.engine.config import TrainConfig
-from resnet_cifar.engine.device import resolve_amp
-from resnet_cifar.engine.ema import EMA
-from resnet_cifar.engine.loop import EpochTally, train_epoch
-from resnet_cifar.engine.optim import build_optimizer, build_scheduler
-from resnet_cifar.engine.trained import load_trained_model
-from resnet_cifar.engine.trainer import train
+from resnet_cifar.inference.loading import load_trained_model
+from resnet_cifar.training.config import TrainConfig
+from resnet_cifar.training.ema import EMA
+from resnet_cifar.training.loop import EpochTally, train_epoch
+from resnet_cifar.training.optim import build_optimizer, build_scheduler
+from resnet_cifar.training.trainer import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")

@@ -44,8 +44,8 @@ def test_readme_models_example_runs(tmp_path, make_image, monkeypatch) -> None:
 def test_readme_onnxruntime_example_classifies_from_the_file_alone(tmp_path, make_image, monkeypatch) -> None:
     for module in ("onnx", "onnxruntime", "onnxscript"):  # the onnx extra (torch >= 2.5): not on the oldest torch
         pytest.importorskip(module, reason=f"{module} is not installed (the onnx extra)")
-    from resnet_cifar.engine.export import export
-    from resnet_cifar.engine.pretrained import load_pretrained
+    from resnet_cifar.inference.export import export
+    from resnet_cifar.inference.pretrained import load_pretrained
 
     trained = load_pretrained("resnet20")
     export(trained, "onnx", tmp_path / "resnet20.onnx")

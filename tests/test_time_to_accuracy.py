@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_cifar.engine.callbacks import METRIC_COLUMNS
+from resnet_cifar.training.callbacks import METRIC_COLUMNS
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,11 @@ __version__ = "0.1.0"
 
 # Training, evaluation and plotting pull in matplotlib and friends: load them on first use, so that
 # `import resnet_cifar` and quick commands such as `resnet-cifar models` stay fast.
-_LAZY = {"TrainConfig": ".engine.config", "train": ".engine.trainer", "evaluate": ".engine.evaluate",
-         "predict": ".engine.predict", "load_cifar": ".data", "load_dataset": ".data",
-         "load_pretrained": ".engine.pretrained", "list_pretrained": ".engine.pretrained"}
+_LAZY = {"TrainConfig": ".training.config", "train": ".training.trainer", "Callback": ".training.callbacks",
+         "evaluate": ".inference.evaluate", "predict": ".inference.predict", "export": ".inference.export",
+         "load_trained_model": ".inference.loading", "resolve_source": ".core.source",
+         "load_cifar": ".data", "load_dataset": ".data",
+         "load_pretrained": ".inference.pretrained", "list_pretrained": ".models.weights"}
 
 __all__ = ["ResnetCifarError", "create_model", "list_models", "__version__", *_LAZY]
 

@@ -15,18 +15,19 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from .core.device import autocast, cpu_supports_bf16, set_determinism, synchronize
+from .core.saved_model import model_info
 from .data import ImageSet
 from .data.loader import Augment, BatchLoader
-from .engine.backends import installed, runnable
-from .engine.config import TrainConfig
-from .engine.device import autocast, cpu_supports_bf16, set_determinism, synchronize
-from .engine.int8 import int8_available, quantize_int8
-from .engine.loop import backward_step, forward_loss
-from .engine.optim import build_optimizer
-from .engine.trained import TrainedModel, model_info
 from .flops import model_flops, practical_peak
+from .inference.backends import installed, runnable
+from .inference.int8 import int8_available, quantize_int8
+from .inference.trained import TrainedModel
 from .models import create_model
 from .models.fold import fold_batchnorm
+from .training.config import TrainConfig
+from .training.loop import backward_step, forward_loss
+from .training.optim import build_optimizer
 
 
 @dataclass(frozen=True)

@@ -21,16 +21,16 @@ def _add_threads_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .engine.pretrained import pretrained_manifest
     from .models import list_models, model_description
     from .models.summary import count_parameters_of
+    from .models.weights import shipped_weights
 
     print(f"{'model':<12} {'parameters':>12}  description")
     for name in list_models():
         params = count_parameters_of(name, num_classes=args.num_classes)
         print(f"{name:<12} {params:>12,}  {model_description(name)}")
-    shipped = [f"{name} ({entry['dataset']}, {100 * entry['test_accuracy']:.2f}% test)"
-               for name, entry in sorted(pretrained_manifest().items())]
+    shipped = [f"{name} ({weights.dataset}, {100 * weights.test_accuracy:.2f}% test)"
+               for name, weights in sorted(shipped_weights().items())]
     print(f"\nshipped weights (--pretrained NAME, load_pretrained(NAME)): {', '.join(shipped) or 'none'}")
     return 0
 
@@ -46,8 +46,8 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .engine.distributed import world_from_environment
-    from .engine.trainer import train
+    from .core.distributed import world_from_environment
+    from .training.trainer import train
 
     if args.resume:
         refuse_settings_with_resume(args)
@@ -75,7 +75,7 @@ def refuse_settings_with_resume(args: argparse.Namespace) -> None:
 
 def _config_from_args(args: argparse.Namespace) -> object:
     """The recipe's settings, overridden by every option given on the command line."""
-    from .engine.recipes import recipe_config
+    from .training.recipes import recipe_config
 
     options = {key: getattr(args, key) for key in ("stem", "shortcut", "zero_pad") if getattr(args, key) is not None}
     if args.zero_init_residual:
@@ -92,16 +92,13 @@ def _given_settings(args: argparse.Namespace) -> dict:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .engine.evaluate import evaluate, format_per_class
-    from .engine.pretrained import pretrained_weights
+    from .core.source import resolve_source
+    from .inference.evaluate import evaluate, format_per_class
 
-    if (args.source is None) == (args.pretrained is None):
-        raise ResnetCifarError("give either a run folder / weights file or --pretrained NAME")
-    source, out = args.source, args.out
-    if args.pretrained:  # shipped weights: results go to ./eval-NAME, not into the installed package
-        source, out = pretrained_weights(args.pretrained), args.out or f"eval-{args.pretrained}"
+    source = resolve_source(args.source, args.pretrained)
     results = evaluate(source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, tta=args.tta,
-                       out_dir=out, device=args.device, download=args.download, int8=args.int8, backend=args.backend)
+                       out_dir=args.out, device=args.device, download=args.download, int8=args.int8,
+                       backend=args.backend)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -110,25 +107,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .engine.predict import format_predictions, predict
-    from .engine.pretrained import pretrained_weights
+    from .core.source import resolve_source
+    from .inference.predict import format_predictions, predict
 
-    if args.pretrained:
-        source, inputs = pretrained_weights(args.pretrained), args.paths
-    elif len(args.paths) < 2:
-        raise ResnetCifarError("give a run folder / weights file (or --pretrained NAME), then images to classify")
-    else:
-        source, inputs = args.paths[0], args.paths[1:]
-    results = predict(source, inputs, top_k=args.top_k, device=args.device, timeout=args.timeout,
-                      backend=args.backend)
+    if not args.pretrained and len(args.paths) < 2:
+        raise ResnetCifarError("give a model (or --pretrained NAME), then images to classify")
+    source, inputs = (None, args.paths) if args.pretrained else (args.paths[0], args.paths[1:])
+    results = predict(resolve_source(source, args.pretrained), inputs, top_k=args.top_k, device=args.device,
+                      timeout=args.timeout, backend=args.backend)
     print(json.dumps(results, indent=2) if args.json else format_predictions(results))
     return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench_report, format_report, run_bench
-    from .engine.device import resolve_device
-    from .engine.int8 import int8_unavailable_reason
+    from .core.device import resolve_device
+    from .inference.int8 import int8_unavailable_reason
 
     for size in args.batch_sizes:
         require_positive_int("batch_sizes", size)
@@ -146,7 +140,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
-    from .engine.device import DEVICES
+    from .core.device import DEVICES
 
     bench = commands.add_parser("bench", help="training, inference and data-pipeline images/s on this device, "
                                 "with the TFLOP/s they amount to and their share of its peak")
@@ -163,9 +157,9 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
 
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     from .config_options import add_config_options
-    from .engine.recipes import RECIPES
     from .models.blocks import SHORTCUT_TYPES, ZERO_PAD_LAYOUTS
     from .models.resnet import STEM_TYPES
+    from .training.recipes import RECIPES
 
     recipes = "; ".join(f"{name}: {text}" for name, (text, _) in RECIPES.items())
     train = commands.add_parser(
@@ -198,7 +192,7 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_backend_option(parser: argparse.ArgumentParser) -> None:
-    from .engine.backends import AUTO_ORDER, BACKENDS
+    from .inference.backends import AUTO_ORDER, BACKENDS
 
     parser.add_argument("--backend", choices=BACKENDS, help="what runs the model: torch, or on the CPU the model "
                         "exported on the fly (2-6 s) and run by onnxruntime or openvino (the onnx/openvino extras); "
@@ -207,7 +201,7 @@ def _add_backend_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _pretrained_names() -> str:
-    from .engine.pretrained import list_pretrained
+    from .models.weights import list_pretrained
 
     try:
         return ", ".join(list_pretrained()) or "none shipped yet"
@@ -216,8 +210,8 @@ def _pretrained_names() -> str:
 
 
 def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
+    from .core.device import DEVICES
     from .data import DATASETS, SPLITS
-    from .engine.device import DEVICES
 
     evaluate = commands.add_parser("eval", help="accuracy, per-class table, confusion matrix and image grids")
     evaluate.add_argument("source", nargs="?", help="run folder, model.safetensors, .pt checkpoint, or a file "
@@ -242,7 +236,7 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_predict_parser(commands: argparse._SubParsersAction) -> None:
-    from .engine.device import DEVICES
+    from .core.device import DEVICES
 
     predict = commands.add_parser("predict", help="top-k classes of image files, folders or http(s) URLs",
                                   usage="%(prog)s [options] {SOURCE | --pretrained NAME} PATH_OR_URL [PATH_OR_URL ...]")
@@ -265,15 +259,12 @@ EXPERIMENT_SETTINGS = ("dataset", "data_dir", "download", "train_subset", "seed"
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from .core.source import resolve_source
+    from .inference.export import TOLERANCE, check_format, export, int8_images
+    from .inference.loading import load_trained_model
+    from .inference.runtimes import input_description
 
-    from .engine.export import SUFFIXES, TOLERANCE, check_format, export, input_description, int8_images
-    from .engine.exported import refuse_exported
-    from .engine.pretrained import load_pretrained
-    from .engine.trained import load_trained_model
-
-    if (args.source is None) == (args.pretrained is None):
-        raise ResnetCifarError("give either a run folder / model folder / .pt file or --pretrained NAME")
+    source = resolve_source(args.source, args.pretrained)
     check_format(args.format, int8=args.int8)
     if args.batch == "dynamic":
         batch = None
@@ -281,21 +272,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
         batch = int(args.batch)
     else:
         raise ResnetCifarError(f"--batch must be a positive integer or 'dynamic', got {args.batch!r}")
-    if args.source:
-        refuse_exported(args.source, "export")
-    trained = load_pretrained(args.pretrained) if args.pretrained else load_trained_model(args.source)
-    default_folder = Path(args.source) if args.source and Path(args.source).is_dir() else \
-        Path(args.source).parent if args.source else Path(".")
-    name = args.pretrained or "model"
-    out = Path(args.out) if args.out else default_folder / f"{name}{SUFFIXES[args.format]}"
+    source.require_weights("export")
+    trained = load_trained_model(source)
     if not args.int8:
-        done = export(trained, args.format, out, batch=batch, include_preprocessing=args.include_preprocessing)
+        done = export(trained, args.format, args.out, batch=batch, include_preprocessing=args.include_preprocessing)
         takes = f", input {input_description(args.include_preprocessing)}" if args.include_preprocessing else ""
         print(f"{done.path}: {args.format}, batch {batch or 'dynamic'}{takes}; verified against PyTorch: largest "
               f"logit difference {done.max_difference:.2g} (allowed {TOLERANCE * done.scale:.2g})")
         return 0
     images, where = int8_images(trained, args.dataset, args.data_dir)
-    done = export(trained, args.format, out, batch=batch, int8=images,
+    done = export(trained, args.format, args.out, batch=batch, int8=images,
                   include_preprocessing=args.include_preprocessing)
     float_accuracy, int8_accuracy = done.accuracies or (float("nan"), float("nan"))
     how = "NNCF" if args.format == "openvino" else "ONNX Runtime's static quantisation"
@@ -307,7 +293,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _add_export_parser(commands: argparse._SubParsersAction) -> None:
-    from .engine.export import FORMATS, INPUT_LAYOUTS
+    from .inference.export import FORMATS, INPUT_LAYOUTS
 
     command = commands.add_parser(
         "export", help="write a model as ONNX, OpenVINO IR or a torch.export program, verified against PyTorch",
@@ -356,8 +342,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _add_serve_parser(commands: argparse._SubParsersAction) -> None:
-    from .engine.backends import BACKENDS
-    from .engine.device import DEVICES
+    from .core.device import DEVICES
+    from .inference.backends import BACKENDS
 
     command = commands.add_parser(
         "serve", help="an HTTP API and a web page that classify images with a model (the serve extra)",
@@ -412,7 +398,7 @@ def _add_serve_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from .engine.published import import_weights
+    from .inference.published import import_weights
 
     options = {key: getattr(args, key) for key in ("shortcut", "zero_pad", "stem") if getattr(args, key) is not None}
     done = import_weights(args.format, args.source, args.out, model=args.model, num_classes=args.num_classes,
@@ -423,7 +409,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _add_import_parser(commands: argparse._SubParsersAction) -> None:
-    from .engine.published import FORMATS
+    from .inference.published import FORMATS
     from .models.blocks import SHORTCUT_TYPES, ZERO_PAD_LAYOUTS
     from .models.resnet import STEM_TYPES
 
@@ -504,7 +490,7 @@ def _experiment_options(default_out: str, default_epochs: int | None) -> argpars
 
 
 def _add_experiment_parser(commands: argparse._SubParsersAction) -> None:
-    from .engine.recipes import RECIPES
+    from .training.recipes import RECIPES
 
     experiment = commands.add_parser("experiment", help="multi-run experiments: degradation, paper, compare")
     kinds = experiment.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
@@ -589,7 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; a user error prints one line on stderr and returns 2."""
     args = build_parser().parse_args(argv)
     try:
-        from .engine.threads import configure_threads
+        from .core.threads import configure_threads
 
         configure_threads(getattr(args, "threads", None))
         return args.handler(args)

@@ -1,7 +1,7 @@
 """Command-line options generated from ``TrainConfig``'s fields, so that ``--help`` cannot drift from the code.
 
 Each field's type gives the argparse type (``bool`` becomes ``--x/--no-x``, ``list[int]`` several integers), its
-metadata (``engine.config.setting``) the help text, choices and metavar.
+metadata (``training.config.setting``) the help text, choices and metavar.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import types
 import typing
 from typing import Any, Iterable, Mapping
 
-from .engine.config import TrainConfig
+from .training.config import TrainConfig
 
 
 def config_fields() -> list[dataclasses.Field]:

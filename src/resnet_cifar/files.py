@@ -1,9 +1,11 @@
-"""Atomic file writes: a temporary file in the same folder, flushed, fsynced, then renamed over the target.
+"""Atomic file writes (a temporary file in the same folder, flushed, fsynced, then renamed over the target) and a
+file's SHA-256.
 
 A crash or a full disk during a save leaves the previous good file in place.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -11,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 # Called with (target, temporary file) after each write, before the rename: empty unless the reliability tests
-# inject a fault (engine.faults).
+# inject a fault (training.faults).
 before_rename: list[Callable[[Path, BinaryIO], None]] = []
 
 
@@ -73,3 +75,12 @@ def fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from .engine.device import synchronize
+from .core.device import synchronize
 from .models import create_model
 
 # (square matrix size, convolution batch) for the peak: big enough to reach it, quick enough to take well under

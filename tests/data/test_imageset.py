@@ -63,8 +63,8 @@ def test_unknown_dataset_and_split() -> None:
 
 
 def test_train_subset_takes_a_balanced_seeded_part_of_the_training_images() -> None:
-    from resnet_cifar.engine.build import load_splits
-    from resnet_cifar.engine.config import TrainConfig
+    from resnet_cifar.training.build import load_splits
+    from resnet_cifar.training.config import TrainConfig
 
     splits = load_splits(TrainConfig(dataset="cifar10-sample", train_subset=100, val_split=50))
     assert len(splits.train) == 100 and len(splits.val) == 50 and len(splits.test) == 500

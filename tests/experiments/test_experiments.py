@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from resnet_cifar.cli import main
-from resnet_cifar.engine.config import TrainConfig
 from resnet_cifar.errors import ResnetCifarError
 from resnet_cifar.experiments.degradation import _verdict, degradation
 from resnet_cifar.experiments.paper import paper
@@ -16,6 +15,7 @@ from resnet_cifar.experiments.report import markdown_table, settings_line
 from resnet_cifar.experiments.runner import Finished
 from resnet_cifar.models import create_model
 from resnet_cifar.models.summary import count_parameters
+from resnet_cifar.training.config import TrainConfig
 
 TINY = {"dataset": "cifar10-sample", "train_subset": 200, "device": "cpu"}
 

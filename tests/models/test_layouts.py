@@ -8,8 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from resnet_cifar.engine.checkpoint import export_model, load_checkpoint, read_model_files
-from resnet_cifar.engine.trained import load_trained_model, model_info
+from resnet_cifar.core.checkpoint import export_model, load_checkpoint, read_model_files
+from resnet_cifar.core.saved_model import model_info
+from resnet_cifar.inference.loading import load_trained_model
 from resnet_cifar.models import create_model
 from resnet_cifar.models.layouts import convert_zero_pad, with_zero_pad
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from resnet_cifar.engine.predict import predict
-from resnet_cifar.engine.pretrained import pretrained_weights
+from resnet_cifar.inference.predict import predict
+from resnet_cifar.models.weights import pretrained_weights
 
 pytest.importorskip("fastapi", reason="serve needs the serve extra")
 EXAMPLES = Path(__file__).resolve().parents[2] / "src/resnet_cifar/data/assets/examples"

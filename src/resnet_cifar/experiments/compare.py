@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..engine.recipes import recipe_config
 from ..errors import ResnetCifarError
 from ..models import model_spec
+from ..training.recipes import recipe_config
 from .figures import plot_comparison, plot_recipe_curves
 from .report import markdown_table, minutes, percent, settings_line, show, write_results
 from .runner import Finished, run_all

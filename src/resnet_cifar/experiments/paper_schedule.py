@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.config import TrainConfig
-from ..engine.recipes import recipe_config
+from ..training.config import TrainConfig
+from ..training.recipes import recipe_config
 
 # 64k steps at batch 128 on 50k images: about 164 epochs.
 PAPER_EPOCHS = 164

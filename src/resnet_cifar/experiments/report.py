@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..engine.config import TrainConfig
-from ..engine.distributed import world_from_environment
+from ..core.distributed import world_from_environment
 from ..files import atomic_write_bytes, atomic_write_json
+from ..training.config import TrainConfig
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -5,15 +5,15 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..engine.checkpoint import load_checkpoint
-from ..engine.config import PLACE_SETTINGS, TrainConfig
-from ..engine.device import resolve_device
-from ..engine.distributed import device_of_rank, process_group, world_from_environment
-from ..engine.trainer import train
+from ..core.checkpoint import load_checkpoint
+from ..core.device import resolve_device
+from ..core.distributed import device_of_rank, process_group, world_from_environment
 from ..errors import ResnetCifarError
 from ..flops import model_flops
 from ..log import notice
 from ..models.summary import count_parameters_of
+from ..training.config import PLACE_SETTINGS, TrainConfig
+from ..training.trainer import train
 from .report import show
 
 

@@ -5,9 +5,11 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import ResnetCifarError
+from .weights import CIFAR10_PREPROCESSING, Preprocessing, ShippedWeights, shipped_weights
 
 FAMILIES = ("residual", "plain", "baseline")  # residual nets, their shortcut-free twins, non-residual baselines
 
@@ -17,7 +19,9 @@ class ModelSpec:
     """A named network: how it is built and what is known about it.
 
     ``build(num_classes=..., **options)`` makes it; ``options`` are the keyword options it takes, with their
-    defaults; ``paper_params`` is its parameter count in millions as the paper's table 6 prints it (CIFAR nets).
+    defaults; ``paper_params`` is its parameter count in millions as the paper's table 6 prints it (CIFAR nets);
+    ``preprocessing`` what it takes before it is trained (a run measures its data's own mean and std, and shipped
+    weights carry theirs: ``weights()``).
     """
 
     name: str
@@ -26,6 +30,11 @@ class ModelSpec:
     build: Callable[..., nn.Module]
     options: dict[str, Any] = field(default_factory=dict)
     paper_params: str | None = None
+    preprocessing: Preprocessing = CIFAR10_PREPROCESSING
+
+    def weights(self) -> list[ShippedWeights]:
+        """The weights shipped for this model, by name; the first is what ``pretrained=True`` loads."""
+        return [weights for _, weights in sorted(shipped_weights().items()) if weights.model == self.name]
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -43,9 +52,12 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def list_models(family: str | None = None) -> list[str]:
-    """Names of every registered model (of ``family`` only, if given), in registration order."""
-    return [name for name, spec in _REGISTRY.items() if family is None or spec.family == family]
+def list_models(family: str | None = None, *, pretrained: bool = False) -> list[str]:
+    """Names of every registered model (of ``family`` only, if given; with shipped weights only, if
+    ``pretrained``), in registration order."""
+    shipped = {weights.model for weights in shipped_weights().values()} if pretrained else None
+    return [name for name, spec in _REGISTRY.items()
+            if (family is None or spec.family == family) and (shipped is None or name in shipped)]
 
 
 def model_spec(name: str) -> ModelSpec:
@@ -66,14 +78,45 @@ def model_description(name: str) -> str:
     return model_spec(name).description
 
 
-def create_model(name: str, num_classes: int = 10, **options: object) -> nn.Module:
-    """Build the registered model ``name`` with ``num_classes`` outputs; ``options`` override its defaults.
+def create_model(name: str, num_classes: int | None = None, *, pretrained: bool | str = False,
+                 **options: object) -> nn.Module:
+    """Build the registered model ``name`` with ``num_classes`` outputs (default 10); ``options`` override its
+    defaults. ``pretrained``: start from shipped weights (``True``: the model's first in ``model_spec(name).weights()``,
+    or a weights name), whose classes and architecture options the model then takes; their preprocessing is
+    ``model_spec(name).weights()[0].preprocessing``.
 
-    Raises ``ResnetCifarError`` for an unknown name or an option the model does not take.
+    Raises ``ResnetCifarError`` for an unknown name, an option the model does not take, or shipped weights that do
+    not fit the classes or options asked for.
     """
     spec = model_spec(name)
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
         raise ResnetCifarError(f"{name} takes no option {', '.join(unknown)}: it accepts "
                                f"{', '.join(spec.options) or 'none'}")
-    return spec.build(num_classes=num_classes, **{**spec.options, **options})
+    if not pretrained:
+        return spec.build(num_classes=10 if num_classes is None else num_classes, **{**spec.options, **options})
+    return _with_shipped_weights(spec, pretrained, num_classes, options)
+
+
+def _with_shipped_weights(spec: ModelSpec, pretrained: bool | str, num_classes: int | None,
+                          options: dict[str, object]) -> nn.Module:
+    shipped = spec.weights()
+    if isinstance(pretrained, str):
+        shipped = [weights for weights in shipped if weights.name == pretrained]
+    if not shipped:
+        which = f"named {pretrained!r} " if isinstance(pretrained, str) else ""
+        raise ResnetCifarError(f"no shipped weights {which}for {spec.name}: models with weights are "
+                               f"{', '.join(list_models(pretrained=True)) or 'none'}")
+    weights = shipped[0]
+    description = weights.description()
+    saved = {**spec.options, **description.get("model_options", {})}
+    clashing = {key: value for key, value in options.items() if saved.get(key) != value}
+    if num_classes not in (None, description["num_classes"]) or clashing:
+        asked = [f"num_classes {num_classes}"] if num_classes not in (None, description["num_classes"]) else []
+        asked += [f"{key} {value}" for key, value in clashing.items()]
+        raise ResnetCifarError(f"the shipped weights {weights.name} are a {spec.name} for {description['num_classes']} "
+                               f"classes with {saved}, not {', '.join(asked)}: leave those out (or fine-tune with "
+                               f"train --init-from)")
+    model = spec.build(num_classes=description["num_classes"], **saved)
+    model.load_state_dict(load_file(str(weights.path())))
+    return model

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
+from ..core.source import ModelSource, resolve_source
 from ..data.images import ImageTooLarge, image_pixels
 from ..errors import ResnetCifarError, first_line, is_decimal
 from .batcher import DynamicBatcher, QueueFull
@@ -63,11 +64,13 @@ class ServeSettings:
     max_headers: int = 100
     max_connections: int = 1000
 
+    def model_source(self) -> ModelSource:
+        """The model to serve: ``source`` or ``pretrained``, exactly one (``core.source``)."""
+        return resolve_source(self.source, self.pretrained)
+
     def check(self) -> None:
         """Refuse settings that cannot work, in one line each."""
-        if (self.source is None) == (self.pretrained is None):
-            raise ResnetCifarError("give either a run folder / model folder / checkpoint / exported file or "
-                                   "--pretrained NAME")
+        self.model_source()
         for name in ("max_batch", "max_queue", "max_bytes", "max_pixels", "max_images", "max_header_bytes",
                      "max_headers", "max_connections"):
             value = getattr(self, name)
@@ -118,7 +121,7 @@ def create_app(settings: ServeSettings, on_load_failure: Callable[[str], None] =
 
         def load() -> None:
             try:
-                model = load_served_model(settings.source, settings.pretrained, settings.backend, settings.device)
+                model = load_served_model(settings.model_source(), settings.backend, settings.device)
             except ResnetCifarError as error:
                 loaded.error = str(error)
                 on_load_failure(str(error))
@@ -135,7 +138,7 @@ def create_app(settings: ServeSettings, on_load_failure: Callable[[str], None] =
                   flush=True)
 
         if load_first:
-            ready(await asyncio.to_thread(load_served_model, settings.source, settings.pretrained, settings.backend,
+            ready(await asyncio.to_thread(load_served_model, settings.model_source(), settings.backend,
                                           settings.device))
         else:
             threading.Thread(target=load, name="resnet-cifar-load", daemon=True).start()

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from ..engine.threads import usable_cpus
+from ..core.threads import usable_cpus
 
 # Images up to this many pixels are decoded in the batch (a 512 x 512 PNG in about 5 ms).
 DECODE_IN_BATCH_PIXELS = 512 * 512

@@ -1,7 +1,6 @@
 """The model a server answers with: loaded once from what ``eval`` and ``predict`` accept, run by a backend."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,14 +8,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.batches import predict_batches
+from ..core.source import ModelSource
 from ..data import ImageSet
 from ..data.images import decode_image
-from ..engine.backends import answering_model, choose_backend, load_for_backend
-from ..engine.exported import is_exported
-from ..engine.loop import predict_batches
-from ..engine.pretrained import pretrained_manifest, pretrained_weights
-from ..engine.trained import TrainedModel
 from ..errors import ResnetCifarError
+from ..inference.backends import answering_model, choose_backend, load_for_backend
+from ..inference.trained import TrainedModel
 
 
 @dataclass
@@ -72,27 +70,13 @@ class Upload:
         return decode_image(self.data, size, name=self.name, max_pixels=self.max_pixels)
 
 
-def load_served_model(source: str | None, pretrained: str | None, backend: str, device: str = "auto") -> ServedModel:
-    """Load ``source`` (run folder, model folder, checkpoint, exported file) or shipped weights ``pretrained``, and
-    prepare it for ``backend`` (``auto``: the fastest installed for the device)."""
-    path = pretrained_weights(pretrained) if pretrained else Path(str(source))
-    trained = load_for_backend(path, backend, device)
+def load_served_model(model: TrainedModel | ModelSource | str | Path, backend: str,
+                      device: str = "auto") -> ServedModel:
+    """``model`` (loaded, or its source: run folder, model folder, checkpoint, exported file, shipped weights)
+    prepared for ``backend`` (``auto``: the fastest installed for the device)."""
+    trained = load_for_backend(model, backend, device)
     chosen = choose_backend(trained, backend)
     network = answering_model(trained, chosen)
-    name = pretrained or (path.name if path.is_dir() or is_exported(path) else path.parent.name)
-    return ServedModel(trained, network, chosen, name, _known_accuracy(path, pretrained))
-
-
-def _known_accuracy(path: Path, pretrained: str | None) -> dict[str, Any] | None:
-    """The test accuracy measured for these weights: the manifest's for shipped ones, else an ``eval.json`` beside
-    them (what ``resnet-cifar eval`` wrote), else none."""
-    if pretrained:
-        entry = pretrained_manifest()[pretrained]
-        return {"top1": entry["test_accuracy"], "evaluated_on": entry["evaluated_on"]}
-    report = (path if path.is_dir() else path.parent) / "eval.json"
-    try:
-        results = json.loads(report.read_text())
-        return {"top1": float(results["accuracy"]), "evaluated_on": f"{results['dataset']} {results['split']} "
-                f"split ({results['images']} images), {report}"}
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    source = trained.source
+    return ServedModel(trained, network, chosen, source.name if source else trained.info["model"],
+                       source.known_accuracy() if source else None)

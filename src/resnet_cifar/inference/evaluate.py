@@ -1,0 +1,114 @@
+"""``evaluate(run_or_weights)``: accuracy and loss, per-class accuracy, confusion matrix and image grids."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core.batches import Predictions, predict_batches
+from ..core.source import ModelSource
+from ..data import load_dataset
+from ..errors import ResnetCifarError
+from ..files import atomic_write_json
+from ..plots import plot_confusion, plot_image_grid
+from .backends import choose_backend, load_for_backend, runnable
+from .export import INT8_CALIBRATION_IMAGES
+from .trained import TrainedModel
+
+GRID_IMAGES = 64
+
+
+def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | None = None,
+             data_dir: str | Path | None = None, split: str = "test", tta: bool = False,
+             out_dir: str | Path | None = None, device: str = "auto", download: bool = True, int8: bool = False,
+             backend: str | None = None) -> dict[str, Any]:
+    """Evaluate a model (loaded, or its source: saved weights, an exported file, shipped weights) on a dataset
+    split; writes ``eval.json`` and the figures, returns the results.
+
+    ``dataset``/``data_dir`` default to those the model was trained on; ``out_dir`` to the model's folder
+    (``ModelSource.folder``: ``./eval-NAME`` for shipped weights). ``backend``
+    runs it with PyTorch or, exported, with ONNX Runtime or OpenVINO on the CPU (``inference.backends``; default:
+    PyTorch, or the runtime of an exported file). ``int8`` evaluates the model quantised to int8 on the CPU,
+    calibrated on training images (OpenVINO + NNCF, or PyTorch + torchao).
+    """
+    trained = load_for_backend(model, backend, device, int8=int8)
+    backend = choose_backend(trained, backend, int8=int8)
+    config = trained.info.get("config", {})
+    dataset = dataset or trained.info.get("dataset", "cifar10")
+    data_dir = data_dir if data_dir is not None else config.get("data_dir", "data")
+    data = load_dataset(dataset, split, data_dir, image_size=trained.input_size[1:], class_names=trained.class_names,
+                        download=download)
+    if data.class_names != trained.class_names:
+        raise ResnetCifarError(f"{dataset} has classes {data.class_names[:5]}..., the model knows "
+                               f"{trained.class_names[:5]}...: evaluate on the dataset it was trained for")
+    calibration = _int8_calibration(trained, dataset, data_dir, download) if int8 else None
+    model = runnable(trained, backend, calibration)
+    predictions = predict_batches(model, trained.batches(data), tta=tta)
+    results = summarise(predictions, trained.class_names)
+    results.update({"source": str(trained.source.path) if trained.source else None, "dataset": dataset,
+                    "split": split, "tta": tta, "int8": int8, "backend": backend})
+    if out_dir is None and trained.source is None:
+        raise ResnetCifarError("give out_dir: this model was not loaded from a folder or file, so its reports have "
+                               "no folder of their own")
+    out = Path(out_dir) if out_dir is not None else trained.source.folder
+    write_reports(out, data.images, predictions, trained.class_names, results)
+    return results
+
+
+def _int8_calibration(trained: TrainedModel, dataset: str, data_dir: str | Path, download: bool) -> np.ndarray:
+    """Training images spread over the split, preprocessed: what int8 quantisation calibrates on."""
+    train = load_dataset(dataset, "train", data_dir, image_size=trained.input_size[1:],
+                         class_names=trained.class_names, download=download)
+    return trained.preprocessed(train.spread(INT8_CALIBRATION_IMAGES))
+
+
+def summarise(predictions: Predictions, class_names: list[str]) -> dict[str, Any]:
+    """Overall and per-class accuracy, loss and the confusion matrix (rows: truth, columns: prediction)."""
+    num_classes = len(class_names)
+    confusion = torch.bincount(predictions.labels * num_classes + predictions.predicted,
+                               minlength=num_classes * num_classes).view(num_classes, num_classes)
+    per_class = {}
+    for index, name in enumerate(class_names):
+        count = int(confusion[index].sum())
+        per_class[name] = {"images": count, "accuracy": float(confusion[index, index]) / count if count else None}
+    return {"images": len(predictions.labels), "correct": predictions.correct, "accuracy": predictions.accuracy,
+            "loss": predictions.loss, "per_class": per_class, "confusion": confusion.tolist()}
+
+
+def write_reports(out: Path, images: torch.Tensor, predictions: Predictions, class_names: list[str],
+                  results: dict[str, Any]) -> None:
+    """``eval.json``, ``confusion.png``, ``predictions.png`` (64 images spread over the split) and ``mistakes.png``."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "eval.json", results)
+    plot_confusion(torch.tensor(results["confusion"]), class_names, out / "confusion.png")
+    predicted, labels = predictions.predicted, predictions.labels
+    # Evenly spaced, so a split stored class by class still shows every class.
+    spread = torch.linspace(0, len(labels) - 1, min(GRID_IMAGES, len(labels))).round().long()
+    _grid(out / "predictions.png", images, spread, predicted, labels, class_names,
+          f"prediction (truth): {100 * results['accuracy']:.2f}% of {results['images']} correct")
+    wrong = torch.nonzero(predicted != labels).flatten()
+    confidence = predictions.probabilities.max(1).values[wrong]
+    worst = wrong[confidence.argsort(descending=True)[:GRID_IMAGES]]
+    _grid(out / "mistakes.png", images, worst, predicted, labels, class_names,
+          "most confident mistakes: prediction (truth)")
+
+
+def _grid(path: Path, images: torch.Tensor, index: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor,
+          class_names: list[str], heading: str) -> None:
+    titles = [f"{class_names[predicted[i]]} ({class_names[labels[i]]})" for i in index.tolist()]
+    plot_image_grid(images[index], titles, (predicted[index] == labels[index]).tolist(), path, heading=heading)
+
+
+def format_per_class(results: dict[str, Any]) -> str:
+    """A table of per-class accuracy, then the overall line."""
+    lines = [f"{'class':<16} {'images':>6} {'accuracy':>9}"]
+    for name, row in results["per_class"].items():
+        accuracy = "-" if row["accuracy"] is None else f"{100 * row['accuracy']:.2f}%"
+        lines.append(f"{name:<16} {row['images']:>6} {accuracy:>9}")
+    lines.append(f"{'overall':<16} {results['images']:>6} {100 * results['accuracy']:>8.2f}%   "
+                 f"loss {results['loss']:.4f}{'  (flip TTA)' if results['tta'] else ''}"
+                 f"{'  (int8)' if results.get('int8') else ''}"
+                 f"{'  (backend ' + results['backend'] + ')' if results.get('backend', 'torch') != 'torch' else ''}")
+    return "\n".join(lines)
