@@ -31,6 +31,24 @@ def test_readme_python_api_example_runs(tmp_path, make_image, monkeypatch) -> No
     assert (tmp_path / "runs/api/model.safetensors").exists()
 
 
+def test_readme_symmetric_api_example_runs(tmp_path, make_image, monkeypatch) -> None:
+    pytest.importorskip("fastapi", reason="fastapi is not installed (the serve extra)")
+    _run_readme_example("train(TrainConfig(", tmp_path, make_image, monkeypatch)
+    namespace = _run_readme_example("load_served_model(model", tmp_path, make_image, monkeypatch)
+    assert (tmp_path / "runs/api/eval/eval.json").is_file() and (tmp_path / "runs/api/model.pt2").is_file()
+    assert namespace["served"].name == "api" and namespace["served"].backend == "torch"
+
+
+def test_readme_early_stop_example_stops_at_the_plateau(tmp_path, make_image, monkeypatch) -> None:
+    import csv
+
+    namespace = _run_readme_example("StopOnPlateau(patience=1)", tmp_path, make_image, monkeypatch)
+    with open(namespace["folder"] / "metrics.csv") as f:
+        losses = [float(row["test_loss"]) for row in csv.DictReader(f)]
+    plateau = next((i for i in range(1, 4) if losses[i] >= min(losses[:i])), None)
+    assert len(losses) == (plateau + 1 if plateau is not None else 4)
+
+
 def test_readme_pretrained_example_runs(tmp_path, make_image, monkeypatch) -> None:
     namespace = _run_readme_example("load_pretrained(", tmp_path, make_image, monkeypatch)
     assert namespace["logits"].shape == (1, 10)

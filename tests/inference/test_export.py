@@ -105,7 +105,7 @@ def test_a_damaged_export_is_a_one_line_error(tmp_path, format_name) -> None:
 
 
 def test_an_export_that_does_not_match_pytorch_is_not_written(tmp_path, monkeypatch) -> None:
-    from resnet_cifar.engine import export as export_module
+    from resnet_cifar.inference import export as export_module
 
     monkeypatch.setattr(export_module, "load_runner",
                         lambda format_name, path: lambda images: np.zeros((len(images), 10), np.float32) + 5)

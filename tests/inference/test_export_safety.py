@@ -62,7 +62,7 @@ def _rewrite_pt2(source: Path, target: Path, replace: dict[str, bytes], add: dic
         for name, data in (add or {}).items():
             changed.writestr(f"{top}/{name}", data)
     described = json.loads(source.with_name(source.name + ".json").read_text())
-    from resnet_cifar.inference.checksums import file_sha256
+    from resnet_cifar.files import file_sha256
     described["archive_sha256"] = file_sha256(target)
     target.with_name(target.name + ".json").write_text(json.dumps(described))
     return target
@@ -170,7 +170,7 @@ def test_a_pt2_export_keeps_the_run_folders_model_json(tmp_path) -> None:
 
 @pytest.mark.parametrize("suffix", ["onnx", "xml"])
 def test_a_failed_export_leaves_the_earlier_file_whole(exported, tmp_path, monkeypatch, suffix) -> None:
-    from resnet_cifar.engine import export as export_module
+    from resnet_cifar.inference import export as export_module
 
     target = _copy_export(exported[suffix], tmp_path, f"m.{suffix}")
     files = [target, target.with_suffix(".bin")] if suffix == "xml" else [target]

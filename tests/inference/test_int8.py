@@ -81,7 +81,7 @@ def test_quantised_model_takes_any_batch_size_and_leaves_the_float_model_alone(t
 @needs_torchao
 def test_activations_keep_to_7_bits_on_cpus_without_vnni(trained_run, monkeypatch) -> None:
     """Without VNNI oneDNN sums u8 x s8 products in saturating 16-bit lanes: activations must use 0..127."""
-    from resnet_cifar.engine import int8 as int8_module
+    from resnet_cifar.inference import int8 as int8_module
 
     asked = []
     real = int8_module._torchao()

@@ -125,4 +125,4 @@ def test_eval_and_predict_pretrained_from_the_command_line(run_cli, tmp_path) ->
     top = {Path(item["input"]).stem: item["predictions"][0]["class"] for item in json.loads(result.stdout)}
     assert top == {"cat": "cat", "horse": "horse", "ship": "ship"}
     both = run_cli("eval", str(tmp_path), "--pretrained", "resnet20", cwd=tmp_path)
-    assert both.returncode != 0 and "either" in both.stderr
+    assert both.returncode != 0 and "or --pretrained NAME, not both" in both.stderr

@@ -68,7 +68,7 @@ def _serve_workers(settings: ServeSettings, workers: int, options: dict[str, Any
     over them (multiprocess mode)."""
     from .model import load_served_model
 
-    load_served_model(settings.source, settings.pretrained, settings.backend, settings.device)  # fail here, once
+    load_served_model(settings.model_source(), settings.backend, settings.device)  # fail here, once
     with tempfile.TemporaryDirectory(prefix="resnet-cifar-metrics-") as metrics_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         os.environ[SETTINGS_VARIABLE] = json.dumps(dataclasses.asdict(settings))
