@@ -29,11 +29,10 @@ def test_readme_python_api_example_runs(tmp_path, make_image, monkeypatch) -> No
     assert results["correct"] == round(float(last[header.index("test_acc")]) * len(test_set))  # eval = training's
     assert results["accuracy"] == results["correct"] / len(test_set) and len(results["per_class"]) == 10
     assert (tmp_path / "runs/api/model.safetensors").exists()
-
-
-def test_readme_symmetric_api_example_runs(tmp_path, make_image, monkeypatch) -> None:
-    pytest.importorskip("fastapi", reason="fastapi is not installed (the serve extra)")
-    _run_readme_example("train(TrainConfig(", tmp_path, make_image, monkeypatch)
+    try:  # the next example serves the model: the serve extra (not in the oldest-torch environment)
+        import fastapi  # noqa: F401
+    except ImportError:
+        return
     namespace = _run_readme_example("load_served_model(model", tmp_path, make_image, monkeypatch)
     assert (tmp_path / "runs/api/eval/eval.json").is_file() and (tmp_path / "runs/api/model.pt2").is_file()
     assert namespace["served"].name == "api" and namespace["served"].backend == "torch"

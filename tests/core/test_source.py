@@ -23,7 +23,8 @@ def test_each_kind_of_path_is_told_apart(tmp_path) -> None:
     assert folder.export_path(".onnx") == run / "model.onnx"
     checkpoint = resolve_source(run / "best.pt")
     assert (checkpoint.folder, checkpoint.name, checkpoint.runtime) == (run, "run", None)
-    for suffix, runtime in ((".onnx", "onnxruntime"), (".xml", "openvino"), (".pt2", "torch"), (".ONNX", "onnxruntime")):
+    runtimes = ((".onnx", "onnxruntime"), (".xml", "openvino"), (".pt2", "torch"), (".ONNX", "onnxruntime"))
+    for suffix, runtime in runtimes:
         exported = resolve_source(run / f"model{suffix}")
         assert exported.is_exported and exported.runtime == runtime and exported.name == f"model{suffix}"
         with pytest.raises(ResnetCifarError, match="is an exported file, which holds no PyTorch weights to export"):

@@ -17,12 +17,14 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "src/resnet_cifar/data/assets/e
 
 
 @pytest.fixture(scope="module")
-def model_folder(tmp_path_factory) -> Path:
+def model_folder(tmp_path_factory, sample_folder) -> Path:
+    """An untrained ResNet-20 for 16x16 images of the small sample folder (100 test images), saved as a run
+    would save it."""
     folder = tmp_path_factory.mktemp("model")
-    classes = load_dataset("cifar10-sample", "test").class_names
+    classes = load_dataset("folder", "test", sample_folder, image_size=(16, 16)).class_names
     torch.manual_seed(0)
-    info = model_info("resnet20", {}, classes, (3, 32, 32), [0.49, 0.48, 0.45], [0.25, 0.24, 0.26],
-                      dataset="cifar10-sample")
+    info = model_info("resnet20", {}, classes, (3, 16, 16), [0.49, 0.48, 0.45], [0.25, 0.24, 0.26],
+                      dataset="folder", config={"data_dir": str(sample_folder)})
     export_model(folder, create_model("resnet20").state_dict(), info)
     return folder
 
@@ -49,9 +51,9 @@ def test_predict_takes_a_loaded_model_a_source_or_a_path_alike(model_folder) -> 
 
 
 def test_export_writes_beside_the_model_by_default_whatever_it_is_given(model_folder, tmp_path) -> None:
-    assert export(model_folder, "pt2").path == model_folder / "model.pt2"
-    assert export(load_trained_model(model_folder), "pt2").path == model_folder / "model.pt2"
-    assert export(resolve_source(model_folder), "pt2", tmp_path / "elsewhere.pt2").path == tmp_path / "elsewhere.pt2"
+    assert export(resolve_source(model_folder), "pt2").path == model_folder / "model.pt2"
+    elsewhere = tmp_path / "elsewhere.pt2"
+    assert export(load_trained_model(model_folder), "pt2", elsewhere).path == elsewhere
     exported = load_trained_model(model_folder / "model.pt2")
     with pytest.raises(ResnetCifarError, match="is an exported file, which holds no PyTorch weights to export"):
         export(exported, "pt2", tmp_path / "again.pt2")

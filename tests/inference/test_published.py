@@ -207,6 +207,8 @@ def test_import_rejects_a_folder_that_holds_a_model(akamaster_file, tmp_path) ->
     import_weights("akamaster", akamaster_file, tmp_path / "out", model="resnet20")
     with pytest.raises(ResnetCifarError, match="already holds a model"):
         import_weights("akamaster", akamaster_file, tmp_path / "out", model="resnet20")
+    with pytest.raises(ResnetCifarError, match="is a file: give --out a folder"):
+        import_weights("akamaster", akamaster_file, tmp_path / "out" / "model.safetensors", model="resnet20")
 
 
 def test_fine_tuning_starts_from_the_imported_weights_with_a_new_head_where_the_classes_differ(tmp_path,

@@ -73,20 +73,6 @@ class Recorder(callbacks.Callback):
         self.calls.append(("end", run.epoch))
 
 
-class StopOnTestLossPlateau(callbacks.Callback):
-    """Early stop: no lower test loss for ``patience`` epochs."""
-
-    def __init__(self, patience: int) -> None:
-        self.patience, self.best, self.waited = patience, float("inf"), 0
-
-    def on_epoch_end(self, run, row) -> None:
-        if row["test_loss"] < self.best:
-            self.best, self.waited = row["test_loss"], 0
-        else:
-            self.waited += 1
-        run.should_stop = self.waited >= self.patience
-
-
 def _tiny(out, sample_folder, **settings):
     from resnet_cifar.training.config import TrainConfig
 
@@ -116,17 +102,3 @@ def test_should_stop_ends_training_after_the_epoch_and_the_run_resumes(tmp_path,
     assert len((folder / "metrics.csv").read_text().splitlines()) == 1 + 1
     train(resume=folder, quiet=True)
     assert len((folder / "metrics.csv").read_text().splitlines()) == 1 + 3
-
-
-def test_an_early_stop_on_a_plateau_of_the_test_loss(tmp_path, sample_folder) -> None:
-    import csv
-
-    from resnet_cifar import train
-
-    folder = train(_tiny(tmp_path / "run", sample_folder, epochs=6, lr=0.2), quiet=True,
-                   callbacks=[StopOnTestLossPlateau(patience=1)])
-    with open(folder / "metrics.csv") as f:
-        losses = [float(row["test_loss"]) for row in csv.DictReader(f)]
-    # it stops at the first epoch that does not lower the best test loss so far, else runs every epoch
-    plateau = next((i for i in range(1, 6) if losses[i] >= min(losses[:i])), None)
-    assert len(losses) == (plateau + 1 if plateau is not None else 6)

@@ -19,6 +19,7 @@ import torch
 
 from ..core.checkpoint import clean_state_dict, export_model
 from ..core.saved_model import check_info, mismatched_keys, model_info, nonfinite_weights
+from ..core.source import ModelSource
 from ..data.class_names import CLASSES
 from ..errors import ResnetCifarError, first_line
 from ..log import notice
@@ -161,7 +162,9 @@ def import_weights(format_name: str, source: str | Path, out: str | Path, *, mod
                       source={"format": format_name, "file": str(download.url if download else path)})
     check_info(info, f"the import of {path} (--mean/--std)")  # what eval would refuse is never written
     out = Path(out)
-    if (out / "model.safetensors").exists():
+    if out.is_file():
+        raise ResnetCifarError(f"{out} is a file: give --out a folder for the model")
+    if ModelSource(out).holds_model():
         raise ResnetCifarError(f"{out} already holds a model: choose another --out")
     export_model(out, network.state_dict(), info)
     return Imported(out, model, model_options, num_classes)
