@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from resnet_cifar.core import device as device_module
 
+from resnet_cifar.core import device as device_module
 from resnet_cifar.core.checkpoint import cuda_rng_to_restore
 from resnet_cifar.core.device import resolve_amp, resolve_channels_last
 

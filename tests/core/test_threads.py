@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from resnet_cifar.core import threads
 
 from resnet_cifar.cli import main
+from resnet_cifar.core import threads
 from resnet_cifar.errors import ResnetCifarError
 
 
