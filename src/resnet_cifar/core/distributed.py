@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -81,11 +82,20 @@ def _active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+# The tensors of the last collectives, kept from Python. A gloo worker thread can hold the last reference to a
+# finished collective's tensor; freeing it there takes the GIL, which the main thread holds while it destroys the
+# process group (when the last DistributedDataParallel model goes) and joins that thread: a deadlock at exit, seen
+# with torch 2.3.1 under load. Kept here, those tensors are never freed by the worker. Works finish in order and
+# every collective here is waited for, so a few suffice.
+_KEPT: deque[torch.Tensor] = deque(maxlen=16)
+
+
 def _reduced_copy(values: torch.Tensor, op: dist.ReduceOp.RedOpType) -> torch.Tensor:
     """``values`` reduced element-wise with ``op`` over every process (a copy; ``values`` itself when alone)."""
     if not _active():
         return values
     reduced = values.clone()
+    _KEPT.append(reduced)
     dist.all_reduce(reduced, op=op)
     return reduced
 
@@ -119,6 +129,7 @@ class DeferredMax:
         if not _active():
             return max(previous, value)
         local = torch.full((1,), value, dtype=torch.int64, device=self.device)  # a fill: no upload to wait for
+        _KEPT.append(local)
         work = dist.all_reduce(local, op=dist.ReduceOp.MAX, async_op=True)
         if self.device.type == "cuda":
             work.wait()  # makes the current stream wait for the all-reduce; the host does not wait
