@@ -107,16 +107,83 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .core.source import resolve_source
     from .inference.predict import format_predictions, predict
 
-    if not args.pretrained and len(args.paths) < 2:
-        raise ResnetCifarError("give a model (or --pretrained NAME), then images to classify")
-    source, inputs = (None, args.paths) if args.pretrained else (args.paths[0], args.paths[1:])
-    results = predict(resolve_source(source, args.pretrained), inputs, top_k=args.top_k, device=args.device,
-                      timeout=args.timeout, backend=args.backend)
+    source, inputs = _source_and_inputs(args, "classify")
+    results = predict(source, inputs, top_k=args.top_k, device=args.device, timeout=args.timeout,
+                      backend=args.backend)
     print(json.dumps(results, indent=2) if args.json else format_predictions(results))
     return 0
+
+
+def _source_and_inputs(args: argparse.Namespace, purpose: str) -> tuple[object, list[str]]:
+    """``predict`` and ``explain`` take SOURCE then inputs, or --pretrained NAME then inputs: the model source and
+    the inputs."""
+    from .core.source import resolve_source
+
+    if not args.pretrained and len(args.paths) < 2:
+        raise ResnetCifarError(f"give a model (or --pretrained NAME), then images to {purpose}")
+    source, inputs = (None, args.paths) if args.pretrained else (args.paths[0], args.paths[1:])
+    return resolve_source(source, args.pretrained), inputs
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .core.source import resolve_source
+    from .inference.explain import feature_sizes
+    from .inference.explain_report import explain_inputs, pytorch_model
+
+    if args.layer == "list":  # only the model is needed
+        given = None if args.pretrained or not args.paths else args.paths[0]
+        trained = pytorch_model(resolve_source(given, args.pretrained), args.device)
+        for name, size in feature_sizes(trained.model, trained.input_size).items():
+            print(f"{name:<10} {size[0]}x{size[1]}")
+        return 0
+    source, inputs = _source_and_inputs(args, "explain")
+    report = explain_inputs(source, inputs, method=args.method, layer=args.layer, target=args.target, top_k=args.top_k,
+                            out_dir=args.out, device=args.device, timeout=args.timeout,
+                            feature_maps=args.feature_maps, filters=args.filters)
+    for image in report["images"]:
+        classes = ", ".join(f"{c['class']} {100 * c['probability']:.1f}%" for c in image["classes"])
+        print(f"{image['input']}: {classes} -> {image['figure']}")
+    print(f"{report['method']}{' at ' + report['layer'] if report['layer'] else ''}; numbers in "
+          f"{Path(report['out_dir']) / 'explain.json'}")
+    return 0
+
+
+def _add_explain_parser(commands: argparse._SubParsersAction) -> None:
+    from .core.device import DEVICES
+    from .inference.explain import METHODS
+
+    command = commands.add_parser(
+        "explain", help="what a model looked at: Grad-CAM and other maps of image files, folders or URLs",
+        usage="%(prog)s [options] {SOURCE | --pretrained NAME} PATH_OR_URL [PATH_OR_URL ...]",
+        description="For each image, a figure with the image, the map and the map laid over it for each explained "
+                    "class (titled class and probability), and the maps' numbers in explain.json. Needs a PyTorch "
+                    "model (run folder, model folder, .pt checkpoint, shipped weights), not an exported file.")
+    command.add_argument("paths", nargs="*", metavar="SOURCE PATH_OR_URL", help="run folder, model.safetensors or "
+                         ".pt checkpoint (not with --pretrained), then image files, folders, http(s) URLs")
+    command.add_argument("--pretrained", metavar="NAME", help=f"use shipped weights instead of SOURCE "
+                         f"({_pretrained_names()})")
+    command.add_argument("--method", default="gradcam", choices=METHODS, help="gradcam (default), gradcam++, "
+                         "saliency (input gradients) or integrated-gradients (captum: the explain extra)")
+    command.add_argument("--layer", help="the feature map the Grad-CAM methods explain (a stage name: 'list' "
+                         "prints them with their sizes; default: the deepest at least 8x8, e.g. layer3 of ResNet-18 "
+                         "at 32x32, whose last stage layer4 is 4x4)")
+    command.add_argument("--target", default="top", help="the class explained: top (default: the most probable "
+                         "--top-k), a class name or a class number")
+    command.add_argument("--top-k", type=int, default=1, help="with --target top: how many classes (default 1)")
+    command.add_argument("--out", help="folder for the figures and explain.json (default: explain/ in the model's "
+                         "folder, ./explain-NAME for --pretrained)")
+    command.add_argument("--feature-maps", action="store_true", help="also draw the activations after every stage "
+                         "for the first image (feature-maps.png: the 8 channels with the highest mean each)")
+    command.add_argument("--filters", action="store_true", help="also draw the first convolution's kernels "
+                         "(filters.png)")
+    command.add_argument("--device", default="auto", choices=DEVICES, help="(default auto)")
+    command.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a URL (default 10)")
+    _add_threads_option(command)
+    command.set_defaults(handler=_cmd_explain)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -563,6 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(commands)
     _add_eval_parser(commands)
     _add_predict_parser(commands)
+    _add_explain_parser(commands)
     _add_bench_parser(commands)
     _add_import_parser(commands)
     _add_export_parser(commands)

@@ -1,4 +1,5 @@
-"""Figures: training curves, image grids titled "prediction (truth)", the confusion matrix. PNG files via Agg."""
+"""Figures: training curves, image grids titled "prediction (truth)", the confusion matrix, explanations (maps,
+feature maps, first-layer filters). PNG files via Agg."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -83,4 +84,68 @@ def plot_confusion(matrix: torch.Tensor, class_names: Sequence[str], path: Path)
                 count = int(matrix[i, j])
                 axis.text(j, i, str(count), ha="center", va="center", fontsize=6,
                           color="white" if count > peak / 2 else "black")
+    save_figure(figure, path)
+
+
+def _shown(image: torch.Tensor) -> torch.Tensor:
+    """A uint8 (C, H, W) image as matplotlib shows it: (H, W, 3), a single channel repeated."""
+    image = image.permute(1, 2, 0)
+    return image.expand(-1, -1, 3) if image.shape[2] == 1 else image[..., :3]
+
+
+def plot_explanation(image: torch.Tensor, maps: torch.Tensor, titles: Sequence[str], path: Path,
+                     heading: str = "") -> None:
+    """One row per explained class: the image, its map (0-1) and the map laid over the image; ``titles`` name
+    each row's class and probability."""
+    rows = len(maps)
+    figure, axes = plt.subplots(rows, 3, figsize=(6.6, 2.3 * rows), squeeze=False)
+    shown = _shown(image).numpy()
+    for row, (heat, title) in enumerate(zip(maps, titles)):
+        axes[row, 0].imshow(shown, interpolation="nearest")
+        axes[row, 0].set_title(title, fontsize=9)
+        axes[row, 1].imshow(heat.numpy(), cmap="jet", vmin=0, vmax=1, interpolation="bilinear")
+        axes[row, 1].set_title("map", fontsize=9)
+        axes[row, 2].imshow(shown, interpolation="nearest")
+        axes[row, 2].imshow(heat.numpy(), cmap="jet", vmin=0, vmax=1, alpha=0.45, interpolation="bilinear")
+        axes[row, 2].set_title("overlay", fontsize=9)
+        for axis in axes[row]:
+            axis.axis("off")
+    if heading:
+        figure.suptitle(heading, fontsize=10)
+    save_figure(figure, path)
+
+
+def plot_feature_maps(image: torch.Tensor, stages: Sequence[tuple[str, torch.Tensor]], path: Path) -> None:
+    """The image, then one row per stage: its feature maps (K, h, w), each scaled to its own range."""
+    columns = max(len(maps) for _, maps in stages)
+    figure, axes = plt.subplots(len(stages) + 1, columns, figsize=(1.3 * columns, 1.45 * (len(stages) + 1)),
+                                squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    axes[0, 0].imshow(_shown(image).numpy(), interpolation="nearest")
+    axes[0, 0].set_title("input", fontsize=8)
+    for row, (name, maps) in enumerate(stages, 1):
+        for column, channel in enumerate(maps):
+            axes[row, column].imshow(channel.numpy(), cmap="viridis", interpolation="nearest")
+        axes[row, 0].set_title(f"{name} {tuple(maps.shape[1:])}", fontsize=8, loc="left")
+    save_figure(figure, path)
+
+
+def plot_filters(kernels: torch.Tensor, path: Path, heading: str = "") -> None:
+    """Convolution kernels (N, C, k, k) as small images: RGB for 3 input channels, else their mean, each scaled to
+    its own range."""
+    count = len(kernels)
+    columns = min(16, count)
+    rows = -(-count // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(0.6 * columns, 0.6 * rows + 0.4), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for index, kernel in enumerate(kernels):
+        low, high = kernel.min(), kernel.max()
+        scaled = (kernel - low) / (high - low) if high > low else torch.zeros_like(kernel)
+        picture = scaled.permute(1, 2, 0).numpy() if kernel.shape[0] == 3 else scaled.mean(0).numpy()
+        axes[index // columns, index % columns].imshow(picture, cmap=None if kernel.shape[0] == 3 else "gray",
+                                                      interpolation="nearest")
+    if heading:
+        figure.suptitle(heading, fontsize=9)
     save_figure(figure, path)

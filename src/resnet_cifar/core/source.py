@@ -51,6 +51,13 @@ class ModelSource:
             return Path(f"eval-{self.shipped.name}")
         return self.path if self.path.is_dir() else self.path.parent
 
+    def subfolder(self, name: str) -> Path:
+        """Where a command's files go by default: ``NAME/`` in the model's folder, ``./NAME-WEIGHTS`` for shipped
+        weights."""
+        if self.shipped is not None:
+            return Path(f"{name}-{self.shipped.name}")
+        return self.folder / name
+
     def export_path(self, suffix: str) -> Path:
         """Where ``export`` writes by default: ``model.SUFFIX`` in the model's folder, ``./NAME.SUFFIX`` for shipped
         weights."""

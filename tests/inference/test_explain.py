@@ -1,0 +1,164 @@
+"""Maps of what a model looked at: Grad-CAM against captum's, no in-place ReLU trap, finite maps, hooks removed,
+every zoo model, the command line and its bad inputs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from resnet_cifar import ResnetCifarError, create_model, list_models
+from resnet_cifar.inference.explain import default_layer, explain, feature_sizes
+from resnet_cifar.inference.explain_report import explain_inputs, target_classes
+from resnet_cifar.inference.pretrained import load_pretrained
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "src/resnet_cifar/data/assets/examples"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_pretrained("resnet20")
+
+
+@pytest.fixture(scope="module")
+def images(shipped) -> torch.Tensor:
+    from resnet_cifar.inference.explain_report import normalised
+    from resnet_cifar.inference.predict import load_input
+
+    pixels = torch.stack([load_input(str(path), (32, 32)) for path in sorted(EXAMPLES.iterdir())])
+    return normalised(shipped, pixels)
+
+
+@pytest.mark.parametrize("layer", ["layer2", "layer3"])
+def test_gradcam_equals_captums_layer_gradcam(shipped, images, layer) -> None:
+    captum = pytest.importorskip("captum.attr", reason="captum is not installed (the explain extra)")
+    ours = explain(shipped.model, images, layer=layer, top_k=1)
+    module = shipped.model.get_submodule(layer)
+    with torch.enable_grad():
+        theirs = captum.LayerGradCam(shipped.model, module).attribute(images, target=ours.classes[:, 0],
+                                                                      relu_attributions=True)[:, 0]
+    torch.testing.assert_close(ours.layer_maps[:, 0], theirs.detach(), rtol=1e-4, atol=1e-6)
+
+
+def test_maps_are_the_same_with_in_place_relus_or_without(shipped, images) -> None:
+    before = explain(shipped.model, images, method="gradcam++", top_k=2)
+    copy = load_pretrained("resnet20").model
+    for module in copy.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = False
+    after = explain(copy, images, method="gradcam++", top_k=2)
+    torch.testing.assert_close(before.maps, after.maps)
+    assert torch.equal(before.classes, after.classes)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "saliency"])
+def test_a_constant_image_gives_a_finite_map_and_the_model_is_left_as_it_was(shipped, method) -> None:
+    model = shipped.model
+    constant = torch.zeros(2, 3, 32, 32)
+    state = {key: value.clone() for key, value in model.state_dict().items()}
+    with torch.no_grad():
+        outputs = model(constant)
+    explanation = explain(model, constant, method=method, top_k=3)
+    assert explanation.maps.shape == (2, 3, 32, 32) and torch.isfinite(explanation.maps).all()
+    assert explanation.maps.min() >= 0 and explanation.maps.max() <= 1
+    assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
+    assert all(p.grad is None for p in model.parameters()) and not model.training
+    assert all(torch.equal(value, state[key]) for key, value in model.state_dict().items())
+    with torch.no_grad():
+        assert torch.equal(model(constant), outputs)
+
+
+def test_each_map_peaks_at_one_and_explains_the_classes_asked_for(shipped, images) -> None:
+    explanation = explain(shipped.model, images, targets=torch.tensor([[8], [8], [8]]))
+    assert explanation.classes.tolist() == [[8]] * 3
+    assert torch.allclose(explanation.maps.flatten(2).amax(2), torch.ones(3, 1))
+    top = explain(shipped.model, images, top_k=2)
+    with torch.no_grad():
+        expected = shipped.model(images).topk(2, dim=1).indices
+    assert torch.equal(top.classes, expected) and (top.probabilities[:, 0] >= top.probabilities[:, 1]).all()
+
+
+def test_integrated_gradients_come_from_captum(shipped, images) -> None:
+    pytest.importorskip("captum.attr", reason="captum is not installed (the explain extra)")
+    explanation = explain(shipped.model, images[:1], method="integrated-gradients")
+    assert explanation.maps.shape == (1, 1, 32, 32) and explanation.maps.max() == 1
+
+
+def test_the_default_layer_is_the_deepest_at_least_8x8() -> None:
+    assert default_layer(create_model("resnet18"), (3, 32, 32)) == "layer3"  # layer4 is 4x4
+    assert default_layer(create_model("resnet20"), (3, 32, 32)) == "layer3"  # its last stage, 8x8
+    assert feature_sizes(create_model("resnet18"), (3, 32, 32))["layer4"] == (4, 4)
+    assert default_layer(create_model("resnet18"), (3, 64, 64)) == "layer4"
+
+
+DEEPEST = ("resnet101", "resnet110", "plain110", "resnet152", "resnet1202", "plain1202")  # make test-all
+EVERY_MODEL = [pytest.param(name, marks=pytest.mark.slow) if name in DEEPEST else name for name in list_models()]
+
+
+@pytest.mark.parametrize("name", EVERY_MODEL)
+def test_every_model_of_the_zoo_is_explained(name) -> None:
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    explanation = explain(model, torch.randn(2, 3, 32, 32), top_k=2)
+    assert explanation.maps.shape == (2, 2, 32, 32) and torch.isfinite(explanation.maps).all()
+    assert explanation.layer == default_layer(model, (3, 32, 32))
+
+
+def test_bad_requests_are_one_line_errors(shipped, images) -> None:
+    with pytest.raises(ResnetCifarError, match=r"no layer 'layer4' in this model: choose one of stem, layer1, layer2, "
+                                               r"layer3"):
+        explain(shipped.model, images, layer="layer4")
+    with pytest.raises(ResnetCifarError, match="unknown method 'cam'"):
+        explain(shipped.model, images, method="cam")
+    with pytest.raises(ResnetCifarError, match="--layer applies to gradcam and gradcam\\+\\+"):
+        explain(shipped.model, images, method="saliency", layer="layer3")
+    with pytest.raises(ResnetCifarError, match="--top-k must lie in 1..10"):
+        explain(shipped.model, images, top_k=11)
+    with pytest.raises(ResnetCifarError, match="--target 'zebra' is not a class of this model"):
+        target_classes("zebra", shipped.class_names, 1)
+    assert target_classes("ship", shipped.class_names, 2).tolist() == [[8], [8]]
+    assert target_classes("3", shipped.class_names, 1).tolist() == [[3]]
+
+
+def test_an_exported_file_is_refused_in_one_line(shipped, tmp_path) -> None:
+    from resnet_cifar import export
+
+    export(shipped, "pt2", tmp_path / "model.pt2")
+    with pytest.raises(ResnetCifarError, match="explanations need a PyTorch model"):
+        explain_inputs(tmp_path / "model.pt2", [str(EXAMPLES)], out_dir=tmp_path / "out")
+
+
+def test_explain_writes_a_figure_per_image_and_the_numbers(tmp_path) -> None:
+    report = explain_inputs(_shipped_source(), [str(EXAMPLES)], top_k=2, out_dir=tmp_path, feature_maps=True,
+                            filters=True)
+    written = json.loads((tmp_path / "explain.json").read_text())
+    assert [Path(image["input"]).stem for image in written["images"]] == ["cat", "horse", "ship"]
+    assert written["layer"] == "layer3" and report["method"] == "gradcam"
+    for image in written["images"]:
+        assert Path(image["figure"]).is_file() and len(image["classes"]) == 2
+        heat = torch.tensor(image["classes"][0]["map"])
+        assert heat.shape == (32, 32) and heat.max() == 1
+    assert [image["classes"][0]["class"] for image in written["images"]] == ["cat", "horse", "ship"]
+    assert (tmp_path / "feature-maps.png").is_file() and (tmp_path / "filters.png").is_file()
+
+
+def test_the_command_line_lists_layers_and_explains(run_cli, tmp_path) -> None:
+    listed = run_cli("explain", "--pretrained", "resnet20", "--layer", "list")
+    assert listed.returncode == 0 and "layer3     8x8" in listed.stdout, listed.stderr
+    done = run_cli("explain", "--pretrained", "resnet20", str(EXAMPLES / "cat.png"), "--method", "saliency",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "cat.png: cat" in done.stdout and (tmp_path / "explain-resnet20" / "cat.png").is_file()
+    wrong = run_cli("explain", "--pretrained", "resnet20", str(EXAMPLES / "cat.png"), "--layer", "layer9")
+    assert wrong.returncode != 0 and "choose one of stem, layer1, layer2, layer3" in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1
+
+
+def _shipped_source():
+    from resnet_cifar.core.source import resolve_source
+
+    return resolve_source(None, "resnet20")
+
+
