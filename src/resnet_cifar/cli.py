@@ -98,7 +98,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     source = resolve_source(args.source, args.pretrained)
     results = evaluate(source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, tta=args.tta,
                        out_dir=args.out, device=args.device, download=args.download, int8=args.int8,
-                       backend=args.backend)
+                       backend=args.backend, explain=args.explain)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -110,8 +110,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .inference.predict import format_predictions, predict
 
     source, inputs = _source_and_inputs(args, "classify")
+    explain_dir = None if args.explain is None else args.explain or source.subfolder("explain")
     results = predict(source, inputs, top_k=args.top_k, device=args.device, timeout=args.timeout,
-                      backend=args.backend)
+                      backend=args.backend, explain_dir=explain_dir)
     print(json.dumps(results, indent=2) if args.json else format_predictions(results))
     return 0
 
@@ -291,6 +292,8 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
                           help="fetch the official CIFAR archive when the folder is missing (default on)")
     evaluate.add_argument("--split", default="test", choices=SPLITS, help="split (default test)")
     evaluate.add_argument("--tta", action="store_true", help="average with horizontally flipped images")
+    evaluate.add_argument("--explain", action="store_true", help="also predictions-cam.png and mistakes-cam.png: "
+                          "the grids with each image's Grad-CAM map of its predicted class laid over it")
     evaluate.add_argument("--int8", action="store_true", help="quantise to int8 first, calibrated on 1,000 training "
                           "images, on the CPU: with --backend openvino by NNCF (auto's choice where installed), with "
                           "onnxruntime by its static quantisation, with torch by torchao")
@@ -316,6 +319,9 @@ def _add_predict_parser(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--device", default="auto", choices=DEVICES, help="(default auto)")
     predict.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a URL (default 10)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.add_argument("--explain", nargs="?", const="", metavar="DIR", help="also draw each image with the "
+                         "Grad-CAM map of its top class over it, into DIR (default: explain/ in the model's folder, "
+                         "./explain-NAME for --pretrained); needs the PyTorch model")
     _add_backend_option(predict)
     _add_threads_option(predict)
     predict.set_defaults(handler=_cmd_predict)

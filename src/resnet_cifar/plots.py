@@ -93,6 +93,13 @@ def _shown(image: torch.Tensor) -> torch.Tensor:
     return image.expand(-1, -1, 3) if image.shape[2] == 1 else image[..., :3]
 
 
+def overlaid(images: torch.Tensor, maps: torch.Tensor, alpha: float = 0.45) -> torch.Tensor:
+    """uint8 images (N, 3, H, W) with their maps (N, H, W, values 0-1) laid over them in the jet colours."""
+    colours = torch.from_numpy(matplotlib.colormaps["jet"](maps.clamp(0, 1).numpy())[..., :3]).float()
+    blend = (1 - alpha) * images.float() / 255 + alpha * colours.permute(0, 3, 1, 2)
+    return (blend * 255).round().clamp(0, 255).to(torch.uint8)
+
+
 def plot_explanation(image: torch.Tensor, maps: torch.Tensor, titles: Sequence[str], path: Path,
                      heading: str = "") -> None:
     """One row per explained class: the image, its map (0-1) and the map laid over the image; ``titles`` name

@@ -162,3 +162,38 @@ def _shipped_source():
     return resolve_source(None, "resnet20")
 
 
+
+
+def test_predict_explain_draws_each_answer_and_names_it(shipped, tmp_path) -> None:
+    from resnet_cifar import predict
+
+    answers = predict(shipped, [str(EXAMPLES)], top_k=2, explain_dir=tmp_path / "maps")
+    assert [Path(a["explanation"]).name for a in answers] == ["cat.png", "horse.png", "ship.png"]
+    assert all(Path(a["explanation"]).is_file() for a in answers)
+    assert "explanation" not in predict(shipped, [str(EXAMPLES / "cat.png")])[0]
+
+
+def test_eval_explain_draws_the_grids_with_maps_and_refuses_an_exported_file(shipped, tmp_path) -> None:
+    from resnet_cifar import evaluate, export
+
+    results = evaluate(shipped, dataset="cifar10-sample", out_dir=tmp_path / "eval", device="cpu", explain=True)
+    for name in ("predictions", "mistakes"):
+        assert (tmp_path / "eval" / f"{name}-cam.png").is_file() and (tmp_path / "eval" / f"{name}.png").is_file()
+    assert results["accuracy"] == evaluate(shipped, dataset="cifar10-sample", out_dir=tmp_path / "plain",
+                                           device="cpu")["accuracy"]
+    assert not (tmp_path / "plain" / "mistakes-cam.png").exists()
+    export(shipped, "pt2", tmp_path / "model.pt2")
+    with pytest.raises(ResnetCifarError, match="--explain needs the PyTorch model"):
+        evaluate(tmp_path / "model.pt2", dataset="cifar10-sample", out_dir=tmp_path / "x", explain=True)
+
+
+def test_overlaid_keeps_the_image_where_the_map_is_cold_and_colours_it_where_hot() -> None:
+    from resnet_cifar.plots import overlaid
+
+    images = torch.full((1, 3, 4, 4), 200, dtype=torch.uint8)
+    maps = torch.zeros(1, 4, 4)
+    maps[0, 0, 0] = 1.0
+    blended = overlaid(images, maps)
+    assert blended.dtype == torch.uint8 and blended.shape == images.shape
+    hot, cold = blended[0, :, 0, 0].tolist(), blended[0, :, 3, 3].tolist()
+    assert hot[0] > hot[2] and cold[2] > cold[0]  # jet: red where 1, blue where 0

@@ -9,10 +9,10 @@ import torch
 
 from ..core.batches import Predictions, predict_batches
 from ..core.source import ModelSource
-from ..data import load_dataset
+from ..data import ImageSet, load_dataset
 from ..errors import ResnetCifarError
 from ..files import atomic_write_json
-from ..plots import plot_confusion, plot_image_grid
+from ..plots import overlaid, plot_confusion, plot_image_grid
 from .backends import choose_backend, load_for_backend, runnable
 from .export import INT8_CALIBRATION_IMAGES
 from .trained import TrainedModel
@@ -23,7 +23,7 @@ GRID_IMAGES = 64
 def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | None = None,
              data_dir: str | Path | None = None, split: str = "test", tta: bool = False,
              out_dir: str | Path | None = None, device: str = "auto", download: bool = True, int8: bool = False,
-             backend: str | None = None) -> dict[str, Any]:
+             backend: str | None = None, explain: bool = False) -> dict[str, Any]:
     """Evaluate a model (loaded, or its source: saved weights, an exported file, shipped weights) on a dataset
     split; writes ``eval.json`` and the figures, returns the results.
 
@@ -31,9 +31,14 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
     (``ModelSource.folder``: ``./eval-NAME`` for shipped weights). ``backend``
     runs it with PyTorch or, exported, with ONNX Runtime or OpenVINO on the CPU (``inference.backends``; default:
     PyTorch, or the runtime of an exported file). ``int8`` evaluates the model quantised to int8 on the CPU,
-    calibrated on training images (OpenVINO + NNCF, or PyTorch + torchao).
+    calibrated on training images (OpenVINO + NNCF, or PyTorch + torchao). ``explain`` also draws the grids with
+    each image's Grad-CAM map for its predicted class laid over it (``predictions-cam.png``, ``mistakes-cam.png``;
+    the PyTorch model's maps, float32).
     """
     trained = load_for_backend(model, backend, device, int8=int8)
+    if explain and trained.runtime is not None:
+        raise ResnetCifarError(f"{trained.info['exported']['file']} is an exported file, run without gradients: "
+                               f"--explain needs the PyTorch model (its run folder, model folder or .pt checkpoint)")
     backend = choose_backend(trained, backend, int8=int8)
     config = trained.info.get("config", {})
     dataset = dataset or trained.info.get("dataset", "cifar10")
@@ -53,8 +58,24 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
         raise ResnetCifarError("give out_dir: this model was not loaded from a folder or file, so its reports have "
                                "no folder of their own")
     out = Path(out_dir) if out_dir is not None else trained.source.folder
-    write_reports(out, data.images, predictions, trained.class_names, results)
+    shown = write_reports(out, data.images, predictions, trained.class_names, results)
+    if explain:
+        for name, index in shown.items():
+            _cam_grid(out / f"{name}-cam.png", trained, data.subset(index), predictions.predicted[index],
+                      f"Grad-CAM of the predicted class: prediction (truth), as {name}.png")
     return results
+
+
+def _cam_grid(path: Path, trained: TrainedModel, shown: ImageSet, predicted: torch.Tensor, heading: str) -> None:
+    """The grid of ``shown`` with each image's Grad-CAM map (its predicted class, the default layer) over it."""
+    from .explain import explain  # gradients and hooks: only for --explain
+
+    if not len(shown.labels):
+        return
+    images = torch.cat([batch for batch, _ in trained.batches(shown)])
+    maps = explain(trained.model, images, targets=predicted[:, None].to(images.device)).maps[:, 0]
+    _grid(path, overlaid(shown.images, maps), torch.arange(len(shown.labels)), predicted, shown.labels,
+          trained.class_names, heading)
 
 
 def _int8_calibration(trained: TrainedModel, dataset: str, data_dir: str | Path, download: bool) -> np.ndarray:
@@ -78,8 +99,9 @@ def summarise(predictions: Predictions, class_names: list[str]) -> dict[str, Any
 
 
 def write_reports(out: Path, images: torch.Tensor, predictions: Predictions, class_names: list[str],
-                  results: dict[str, Any]) -> None:
-    """``eval.json``, ``confusion.png``, ``predictions.png`` (64 images spread over the split) and ``mistakes.png``."""
+                  results: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """``eval.json``, ``confusion.png``, ``predictions.png`` (64 images spread over the split) and ``mistakes.png``;
+    returns which images each grid shows."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "eval.json", results)
     plot_confusion(torch.tensor(results["confusion"]), class_names, out / "confusion.png")
@@ -93,6 +115,7 @@ def write_reports(out: Path, images: torch.Tensor, predictions: Predictions, cla
     worst = wrong[confidence.argsort(descending=True)[:GRID_IMAGES]]
     _grid(out / "mistakes.png", images, worst, predicted, labels, class_names,
           "most confident mistakes: prediction (truth)")
+    return {"predictions": spread, "mistakes": worst}
 
 
 def _grid(path: Path, images: torch.Tensor, index: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor,

@@ -16,7 +16,7 @@ from ..files import atomic_write_json
 from ..plots import plot_explanation, plot_feature_maps, plot_filters
 from .backends import load_for_backend
 from .explain import Explanation, explain, feature_layers
-from .predict import URL_TIMEOUT_S, check_timeout, expand_inputs, load_input
+from .predict import URL_TIMEOUT_S, check_timeout, expand_inputs, input_file_names, load_input
 from .trained import TrainedModel
 
 FEATURE_CHANNELS = 8  # channels shown per stage, those with the highest mean activation
@@ -41,7 +41,7 @@ def explain_inputs(model: TrainedModel | ModelSource | str | Path, inputs: Seque
     out = Path(out_dir) if out_dir is not None else _default_out(trained)
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    for index, (item, name) in enumerate(zip(items, _file_names(items))):
+    for index, (item, name) in enumerate(zip(items, input_file_names(items))):
         results.append(_report_one(item, index, explanation, pixels[index], trained.class_names, out / f"{name}.png"))
     report = {"method": method, "layer": explanation.layer, "images": results}
     atomic_write_json(out / "explain.json", report)
@@ -112,15 +112,6 @@ def _default_out(trained: TrainedModel) -> Path:
     if trained.source is None:
         raise ResnetCifarError("give out_dir: this model was not loaded from a folder or file")
     return trained.source.subfolder("explain")
-
-
-def _file_names(items: list[str]) -> list[str]:
-    """A figure name per input: its file name's stem, numbered where two inputs share one."""
-    names: list[str] = []
-    for item in items:
-        stem = Path(item.split("?")[0].rstrip("/")).stem or "image"
-        names.append(stem if stem not in names else f"{stem}-{len(names) + 1}")
-    return names
 
 
 def _report_one(item: str, index: int, explanation: Explanation, pixels: torch.Tensor, class_names: list[str],

@@ -133,9 +133,11 @@ def load_input(item: str, size: tuple[int, int], timeout: float = URL_TIMEOUT_S)
 
 
 def predict(model: TrainedModel | ModelSource | str | Path, inputs: Sequence[str], *, top_k: int = 5,
-            device: str = "auto", timeout: float = URL_TIMEOUT_S, backend: str | None = None) -> list[dict[str, Any]]:
+            device: str = "auto", timeout: float = URL_TIMEOUT_S, backend: str | None = None,
+            explain_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """For each input: ``{"input": ..., "predictions": [{"class": name, "probability": p}, ...]}``; ``model`` and
-    ``backend`` as ``evaluate`` takes them."""
+    ``backend`` as ``evaluate`` takes them. ``explain_dir``: also write there, for each input, the Grad-CAM map of
+    its top class over it (``NAME.png``), named in its answer as ``explanation``."""
     check_timeout(timeout)
     trained = load_for_backend(model, backend, device)
     backend = choose_backend(trained, backend)
@@ -150,9 +152,45 @@ def predict(model: TrainedModel | ModelSource | str | Path, inputs: Sequence[str
     model = answering_model(trained, backend)
     probabilities = predict_batches(model, trained.batches(unlabelled)).probabilities
     top = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
-    return [{"input": item, "predictions": [{"class": trained.class_names[c], "probability": float(p)}
-                                            for p, c in zip(values.tolist(), classes.tolist())]}
-            for item, values, classes in zip(items, top.values, top.indices)]
+    answers = [{"input": item, "predictions": [{"class": trained.class_names[c], "probability": float(p)}
+                                               for p, c in zip(values.tolist(), classes.tolist())]}
+               for item, values, classes in zip(items, top.values, top.indices)]
+    if explain_dir is not None:
+        figures = _explained(trained, items, unlabelled, top.indices[:, :1], Path(explain_dir))
+        for answer, figure in zip(answers, figures):
+            answer["explanation"] = str(figure)
+    return answers
+
+
+def _explained(trained: TrainedModel, items: list[str], images: ImageSet, classes: torch.Tensor,
+               folder: Path) -> list[Path]:
+    """Each image's Grad-CAM map of its top class, drawn over it in ``folder``; the figures' paths."""
+    from ..plots import plot_explanation  # matplotlib and gradients only when asked for
+    from .explain import explain
+
+    if trained.runtime is not None:
+        raise ResnetCifarError(f"{trained.info['exported']['file']} is an exported file, run without gradients: "
+                               f"--explain needs the PyTorch model (its run folder, model folder or .pt checkpoint)")
+    normalised = torch.cat([batch for batch, _ in trained.batches(images)])
+    explanation = explain(trained.model, normalised, targets=classes.to(normalised.device))
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = [folder / f"{name}.png" for name in input_file_names(items)]
+    for index, figure in enumerate(figures):
+        name = trained.class_names[int(explanation.classes[index, 0])]
+        title = f"{name} {100 * explanation.probabilities[index, 0]:.1f}%"
+        plot_explanation(images.images[index], explanation.maps[index], [title], figure,
+                         heading=f"{items[index]} (gradcam, {explanation.layer})")
+    return figures
+
+
+def input_file_names(items: list[str]) -> list[str]:
+    """A figure name per input: its file name's stem, numbered where two inputs share one."""
+    names: list[str] = []
+    for item in items:
+        stem = Path(item.split("?")[0].rstrip("/")).stem or "image"
+        names.append(stem if stem not in names else f"{stem}-{len(names) + 1}")
+    return names
+
 
 
 def format_predictions(results: list[dict[str, Any]]) -> str:
@@ -162,4 +200,6 @@ def format_predictions(results: list[dict[str, Any]]) -> str:
         lines.append(result["input"])
         lines += [f"  {rank}. {p['class']:<16} {100 * p['probability']:6.2f}%"
                   for rank, p in enumerate(result["predictions"], 1)]
+        if "explanation" in result:
+            lines.append(f"  what it looked at: {result['explanation']}")
     return "\n".join(lines)
