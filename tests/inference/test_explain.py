@@ -197,3 +197,30 @@ def test_overlaid_keeps_the_image_where_the_map_is_cold_and_colours_it_where_hot
     assert blended.dtype == torch.uint8 and blended.shape == images.shape
     hot, cold = blended[0, :, 0, 0].tolist(), blended[0, :, 3, 3].tolist()
     assert hot[0] > hot[2] and cold[2] > cold[0]  # jet: red where 1, blue where 0
+
+
+def _rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Spearman's rank correlation of each pair of maps (N, H, W)."""
+    ra, rb = (m.flatten(1).argsort(1).argsort(1).float() for m in (a, b))
+    ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
+    return (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1))
+
+
+def test_maps_depend_on_the_learned_weights(shipped) -> None:
+    """Adebayo et al. 2018's sanity check: with the weights randomised layer by layer from the top, the maps must
+    change (measured here: mean rank correlation 0.39 with fc random, about 0 once layer3 is too)."""
+    from resnet_cifar.data import load_dataset
+
+    images = torch.cat([batch for batch, _ in shipped.batches(load_dataset("cifar10-sample", "test").spread(32))])
+    reference = explain(shipped.model, images)
+    again = explain(load_pretrained("resnet20").model, images, targets=reference.classes)
+    assert _rank_correlation(reference.maps[:, 0], again.maps[:, 0]).mean() > 0.99
+    model = load_pretrained("resnet20").model
+    torch.manual_seed(0)
+    bounds = {"fc": 0.6, "layer3": 0.2, "layer2": 0.2}
+    for name, bound in bounds.items():
+        for module in model.get_submodule(name).modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        randomised = explain(model, images, targets=reference.classes)
+        assert _rank_correlation(reference.maps[:, 0], randomised.maps[:, 0]).mean() < bound, name
