@@ -421,7 +421,8 @@ def _add_serve_parser(commands: argparse._SubParsersAction) -> None:
     command = commands.add_parser(
         "serve", help="an HTTP API and a web page that classify images with a model (the serve extra)",
         description="Serve a model over HTTP: POST /predict (an image as the body, or multipart field 'image'; "
-                    "?top_k=5), POST /predict/batch (several 'image' fields), GET /health, /info, /metrics "
+                    "?top_k=5), POST /predict/batch (several 'image' fields), POST /explain (Grad-CAM: a PNG, or "
+                    "?format=json), GET /health, /info, /metrics "
                     "(Prometheus) and a web page at /. Concurrent requests are batched into one forward pass "
                     "(up to --max-batch images, waiting at most --max-wait-ms). Uploads stay in memory; the server "
                     "never fetches URLs.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -337,3 +338,33 @@ def test_large_images_are_decoded_beside_the_model_and_do_not_starve_small_ones(
         statuses = [flood.result().status_code for flood in floods]
     assert small.status_code == 200 and small.json()["top_k"][0]["label"] == "cat"  # within --timeout 2
     assert set(statuses) <= {200, 429, 503}
+
+
+def test_explain_answers_the_map_as_a_png_or_as_numbers(server) -> None:
+    picture = httpx.post(server.url + "/explain", content=CAT, headers={"Content-Type": "image/png"})
+    assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(picture.content)).size == (32, 32)
+    assert json.loads(picture.headers["x-classes"])[0]["label"] == "cat"
+    numbers = httpx.post(server.url + "/explain", files={"image": ("cat.png", CAT, "image/png")},
+                         params={"format": "json", "top_k": 2}).json()
+    assert numbers["layer"] == "layer3" and [c["label"] for c in numbers["top_k"]][0] == "cat"
+    heat = numbers["top_k"][0]["map"]
+    assert len(heat) == 32 and len(heat[0]) == 32 and max(map(max, heat)) == 1
+    refused = httpx.post(server.url + "/explain", content=CAT, params={"format": "gif"})
+    assert refused.status_code == 400 and "format must be png or json" in refused.json()["error"]
+    broken = httpx.post(server.url + "/explain", content=b"not an image")
+    assert broken.status_code == 400 and "error" in broken.json()
+
+
+def test_a_server_of_an_exported_file_says_explanations_need_pytorch(start_server, tmp_path) -> None:
+    from resnet_cifar import export
+    from resnet_cifar.inference.pretrained import load_pretrained
+
+    export(load_pretrained("resnet20"), "pt2", tmp_path / "model.pt2")
+    running = start_server(str(tmp_path / "model.pt2"))
+    try:
+        refused = httpx.post(running.url + "/explain", content=CAT)
+        assert refused.status_code == 400 and "explanations need a PyTorch model" in refused.json()["error"]
+        assert httpx.post(running.url + "/predict", content=CAT).json()["top_k"][0]["label"] == "cat"
+    finally:
+        running.stop()

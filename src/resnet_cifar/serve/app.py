@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import io
+import json
 import logging
 import sys
 import threading
@@ -238,6 +240,37 @@ def create_app(settings: ServeSettings, on_load_failure: Callable[[str], None] =
     async def predict_batch(request: Request) -> JSONResponse:
         return JSONResponse({"results": await answers(request, multiple=True)})
 
+    @app.post("/explain")
+    async def explain(request: Request) -> Response:
+        """Grad-CAM of one image (the same input rules and limits as /predict) for its ``top_k`` classes (default
+        1): a PNG of the top class's map over the image (the classes in the X-Classes header), or with
+        ``?format=json`` every map's numbers."""
+        require_key(request)
+        model = require_model()
+        top_k = _top_k(request, default="1")
+        wanted = request.query_params.get("format", "png")
+        if wanted not in ("png", "json"):
+            raise ApiError(400, f"format must be png or json, got {wanted!r}")
+        (data,) = await _images_of(request, settings, multiple=False)
+        upload = Upload(data, "the upload", settings.max_pixels)
+        try:
+            explanation = await asyncio.wait_for(asyncio.to_thread(_explained, model, upload, top_k),
+                                                 settings.timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(503, f"no answer within {settings.timeout_s:g} s (--timeout): the server is overloaded") \
+                from None
+        except ImageTooLarge as error:
+            raise ApiError(400, f"{error} (--max-pixels)") from None
+        except ResnetCifarError as error:
+            raise ApiError(400, str(error)) from None
+        image, result = explanation
+        classes = [{"label": c["label"], "index": c["index"], "probability": c["probability"]} for c in result]
+        if wanted == "json":
+            return JSONResponse({"model": model.name, "method": "gradcam", "layer": result[0]["layer"],
+                                 "top_k": [{k: v for k, v in c.items() if k != "layer"} for c in result]})
+        return Response(_overlay_png(image, result[0]["map"]), media_type="image/png",
+                        headers={"X-Classes": json.dumps(classes)})
+
     return app
 
 
@@ -266,9 +299,31 @@ class _Measured:
             self.metrics.record(path if path in ENDPOINTS else "other", status, time.perf_counter() - start)
 
 
-def _top_k(request: Request) -> int:
-    """The ``top_k`` query parameter: an integer from 1 to 1000, default 5."""
-    given = request.query_params.get("top_k", "5")
+def _explained(model: ServedModel, upload: Upload, top_k: int) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """The decoded image and, per explained class, its label, index, probability, layer and map (rows of 0-1)."""
+    image = upload.decoded(model.trained.input_size[1:])
+    explanation = model.explain(image, top_k)
+    names = model.trained.class_names
+    return image, [{"label": names[int(c)], "index": int(c), "probability": float(p), "layer": explanation.layer,
+                    "map": explanation.maps[0, k].round(decimals=4).tolist()}
+                   for k, (c, p) in enumerate(zip(explanation.classes[0], explanation.probabilities[0]))]
+
+
+def _overlay_png(image: torch.Tensor, heat: list[list[float]]) -> bytes:
+    """A PNG of ``image`` with its map laid over it."""
+    from PIL import Image
+
+    from ..plots import overlaid
+
+    blended = overlaid(image[None, :3], torch.tensor(heat)[None])[0].permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(blended).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _top_k(request: Request, default: str = "5") -> int:
+    """The ``top_k`` query parameter: an integer from 1 to 1000 (default 5; 1 for /explain)."""
+    given = request.query_params.get("top_k", default)
     if not (is_decimal(given) and 1 <= int(given) <= 1000):
         raise ApiError(400, f"top_k must be an integer from 1 to 1000, got {given!r}")
     return int(given)

@@ -1,7 +1,8 @@
 """The model a server answers with: loaded once from what ``eval`` and ``predict`` accept, run by a backend."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ class ServedModel:
     backend: str
     name: str
     accuracy: dict[str, Any] | None
+    explaining: threading.Lock = field(default_factory=threading.Lock)
 
     def classify(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities (N, classes) of uint8 images (N, C, H, W) of the model's input size."""
@@ -45,6 +47,21 @@ class ServedModel:
             return decoded
         rows = iter(self.classify(torch.stack(images)))
         return [next(rows) if isinstance(image, torch.Tensor) else image for image in decoded]
+
+    def explain(self, image: torch.Tensor, top_k: int) -> Any:
+        """Grad-CAM maps of one uint8 image (C, H, W) of the input size for its ``top_k`` most probable classes,
+        computed with the PyTorch model (not the folded copy that answers /predict), one request at a time: the
+        layer's hook must see only its own forward pass."""
+        from ..inference.explain import explain  # gradients and hooks: only for /explain
+
+        if self.trained.runtime is not None:
+            raise ResnetCifarError(f"this server runs an exported file ({self.trained.runtime}), which has no "
+                                   f"gradients: explanations need a PyTorch model (serve its run folder, model folder "
+                                   f"or .pt checkpoint)")
+        unlabelled = ImageSet(image[None], torch.zeros(1, dtype=torch.int64), self.trained.class_names)
+        images = torch.cat([batch for batch, _ in self.trained.batches(unlabelled)])
+        with self.explaining:
+            return explain(self.trained.model, images, top_k=min(top_k, len(self.trained.class_names)))
 
     def info(self) -> dict[str, Any]:
         trained = self.trained
