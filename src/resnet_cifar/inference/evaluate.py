@@ -36,9 +36,8 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
     the PyTorch model's maps, float32).
     """
     trained = load_for_backend(model, backend, device, int8=int8)
-    if explain and trained.runtime is not None:
-        raise ResnetCifarError(f"{trained.info['exported']['file']} is an exported file, run without gradients: "
-                               f"--explain needs the PyTorch model (its run folder, model folder or .pt checkpoint)")
+    if explain:
+        trained.require_gradients("--explain needs the PyTorch model")
     backend = choose_backend(trained, backend, int8=int8)
     config = trained.info.get("config", {})
     dataset = dataset or trained.info.get("dataset", "cifar10")
@@ -72,7 +71,7 @@ def _cam_grid(path: Path, trained: TrainedModel, shown: ImageSet, predicted: tor
 
     if not len(shown.labels):
         return
-    images = torch.cat([batch for batch, _ in trained.batches(shown)])
+    images = trained.normalised(shown)
     maps = explain(trained.model, images, targets=predicted[:, None].to(images.device)).maps[:, 0]
     _grid(path, overlaid(shown.images, maps), torch.arange(len(shown.labels)), predicted, shown.labels,
           trained.class_names, heading)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ResnetCifarError
+from ..models.summary import stage_shapes
 
 METHODS = ("gradcam", "gradcam++", "saliency", "integrated-gradients")
 LAYER_METHODS = ("gradcam", "gradcam++")
@@ -51,17 +52,8 @@ def feature_layers(model: nn.Module) -> dict[str, str]:
 
 def feature_sizes(model: nn.Module, input_size: Sequence[int]) -> dict[str, tuple[int, int]]:
     """Each feature layer's (height, width) for an input of ``input_size`` (C, H, W), from one forward pass."""
-    sizes: dict[str, tuple[int, int]] = {}
-    hooks = [model.get_submodule(module).register_forward_hook(
-        lambda _m, _i, out, name=name: sizes.__setitem__(name, tuple(out.shape[-2:])))
-        for name, module in feature_layers(model).items()]
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, *input_size, device=next(model.parameters()).device))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return sizes
+    feature_layers(model)  # a model without feature maps is refused in words
+    return {name: shape[-2:] for name, shape in stage_shapes(model, tuple(input_size))[:-1]}
 
 
 def default_layer(model: nn.Module, input_size: Sequence[int]) -> str:

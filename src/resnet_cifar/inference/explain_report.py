@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from ..core.source import ModelSource
-from ..data import ImageSet
 from ..errors import ResnetCifarError, is_decimal
 from ..files import atomic_write_json
+from ..models.features import feature_outputs
 from ..plots import plot_explanation, plot_feature_maps, plot_filters
 from .backends import load_for_backend
 from .explain import Explanation, explain, feature_layers
@@ -35,7 +35,7 @@ def explain_inputs(model: TrainedModel | ModelSource | str | Path, inputs: Seque
     if not items:
         raise ResnetCifarError("no input given: pass image files, folders or http(s) URLs")
     pixels = torch.stack([load_input(item, trained.input_size[1:], timeout) for item in items])
-    images = normalised(trained, pixels)
+    images = trained.normalised(pixels)
     targets = target_classes(target, trained.class_names, len(items))
     explanation = explain(trained.model, images, method=method, layer=layer, targets=targets, top_k=top_k)
     out = Path(out_dir) if out_dir is not None else _default_out(trained)
@@ -57,17 +57,8 @@ def explain_inputs(model: TrainedModel | ModelSource | str | Path, inputs: Seque
 def pytorch_model(model: TrainedModel | ModelSource | str | Path, device: str = "auto") -> TrainedModel:
     """``model`` loaded for PyTorch; an exported file (no gradients to take) is refused in one line."""
     trained = load_for_backend(model, "torch", device)
-    if trained.runtime is not None:
-        raise ResnetCifarError(f"{trained.info['exported']['file']} is an exported file, run by {trained.runtime} "
-                               f"without gradients: explanations need a PyTorch model (its run folder, model folder "
-                               f"or .pt checkpoint)")
+    trained.require_gradients("explanations need a PyTorch model")
     return trained
-
-
-def normalised(trained: TrainedModel, pixels: torch.Tensor) -> torch.Tensor:
-    """uint8 images (N, C, H, W) preprocessed as the model was trained, on its device."""
-    unlabelled = ImageSet(pixels, torch.zeros(len(pixels), dtype=torch.int64), trained.class_names)
-    return torch.cat([batch for batch, _ in trained.batches(unlabelled)])
 
 
 def target_classes(target: str, class_names: list[str], count: int) -> torch.Tensor | None:
@@ -88,17 +79,10 @@ def target_classes(target: str, class_names: list[str], count: int) -> torch.Ten
 def stage_activations(model: nn.Module, image: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
     """The output of every feature layer for one normalised image: its ``FEATURE_CHANNELS`` channels with the
     highest mean activation, strongest first."""
-    found: list[tuple[str, torch.Tensor]] = []
-    hooks = [model.get_submodule(module).register_forward_hook(
-        lambda _m, _i, out, name=name: found.append((name, out[0].detach().float().cpu().clone())))
-        for name, module in feature_layers(model).items()]
-    try:
-        with torch.no_grad():
-            model.eval()(image)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return [(name, maps[maps.mean((1, 2)).argsort(descending=True)[:FEATURE_CHANNELS]]) for name, maps in found]
+    feature_layers(model)  # a model without feature maps is refused in words
+    outputs, _ = feature_outputs(model, image)
+    return [(name, maps[maps.mean((1, 2)).argsort(descending=True)[:FEATURE_CHANNELS]])
+            for name, maps in ((name, out[0].float().cpu()) for name, out in outputs)]
 
 
 def first_convolution(model: nn.Module) -> nn.Conv2d:

@@ -168,10 +168,8 @@ def _explained(trained: TrainedModel, items: list[str], images: ImageSet, classe
     from ..plots import plot_explanation  # matplotlib and gradients only when asked for
     from .explain import explain
 
-    if trained.runtime is not None:
-        raise ResnetCifarError(f"{trained.info['exported']['file']} is an exported file, run without gradients: "
-                               f"--explain needs the PyTorch model (its run folder, model folder or .pt checkpoint)")
-    normalised = torch.cat([batch for batch, _ in trained.batches(images)])
+    trained.require_gradients("--explain needs the PyTorch model")
+    normalised = trained.normalised(images)
     explanation = explain(trained.model, normalised, targets=classes.to(normalised.device))
     folder.mkdir(parents=True, exist_ok=True)
     figures = [folder / f"{name}.png" for name in input_file_names(items)]

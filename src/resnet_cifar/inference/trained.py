@@ -12,6 +12,7 @@ from ..core.batches import EVAL_BATCH_SIZE
 from ..core.source import ModelSource
 from ..data import ImageSet
 from ..data.loader import BatchLoader
+from ..errors import ResnetCifarError
 
 
 @dataclass
@@ -58,6 +59,21 @@ class TrainedModel:
         mean, std = ([0.0] * channels, [1 / 255] * channels) if self.takes_pixels else (self.mean, self.std)
         return BatchLoader(data, EVAL_BATCH_SIZE, device=self.device, mean=mean, std=std).epoch()
 
+    def normalised(self, data: ImageSet | torch.Tensor) -> torch.Tensor:
+        """All of ``data`` (a set, or uint8 images (N, C, H, W)) preprocessed as the model was trained, on its
+        device."""
+        if isinstance(data, torch.Tensor):
+            data = ImageSet(data, torch.zeros(len(data), dtype=torch.int64), self.class_names)
+        return torch.cat([images for images, _ in self.batches(data)])
+
     def preprocessed(self, data: ImageSet) -> np.ndarray:
         """All of ``data`` preprocessed as the model was trained: float32 (N, C, H, W) on the CPU, for runtimes."""
-        return torch.cat([images.float().cpu() for images, _ in self.batches(data)]).numpy()
+        return self.normalised(data).float().cpu().numpy()
+
+    def require_gradients(self, needed_for: str) -> None:
+        """Refuse an exported file, which its runtime runs without gradients, where the PyTorch model is needed
+        (``needed_for``: what needs it, e.g. "explanations need a PyTorch model")."""
+        if self.runtime is not None:
+            raise ResnetCifarError(f"{self.info['exported']['file']} is an exported file, run by {self.runtime} "
+                                   f"without gradients: {needed_for} (its run folder, model folder or .pt "
+                                   f"checkpoint)")

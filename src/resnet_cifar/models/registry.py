@@ -108,7 +108,8 @@ def _with_shipped_weights(spec: ModelSpec, pretrained: bool | str, num_classes: 
         raise ResnetCifarError(f"no shipped weights {which}for {spec.name}: models with weights are "
                                f"{', '.join(list_models(pretrained=True)) or 'none'}")
     weights = shipped[0]
-    description = weights.description()
+    path = weights.path()
+    description = weights.description(path)
     saved = {**spec.options, **description.get("model_options", {})}
     clashing = {key: value for key, value in options.items() if saved.get(key) != value}
     if num_classes not in (None, description["num_classes"]) or clashing:
@@ -118,5 +119,5 @@ def _with_shipped_weights(spec: ModelSpec, pretrained: bool | str, num_classes: 
                                f"classes with {saved}, not {', '.join(asked)}: leave those out (or fine-tune with "
                                f"train --init-from)")
     model = spec.build(num_classes=description["num_classes"], **saved)
-    model.load_state_dict(load_file(str(weights.path())))
+    model.load_state_dict(load_file(str(path)))
     return model

@@ -9,6 +9,7 @@ from torchinfo import ModelStatistics, summary
 from torchinfo.enums import Units
 
 from ..errors import ResnetCifarError
+from .features import feature_outputs
 from .registry import create_model
 
 
@@ -26,18 +27,13 @@ def count_parameters_of(name: str, num_classes: int = 10, **options: object) -> 
 def stage_shapes(model: nn.Module, input_size: tuple[int, int, int]) -> list[tuple[str, tuple[int, ...]]]:
     """Shapes ``(name, (1, C, H, W))`` at each feature map the model declares in ``feature_info`` (for a ResNet:
     after the stem and after each stage), then ``("logits", (1, classes))``, for one input."""
-    shapes: list[tuple[str, tuple[int, ...]]] = []
-    hooks = [model.get_submodule(info["module"]).register_forward_hook(
-        lambda _m, _i, out, name=info["name"]: shapes.append((name, tuple(out.shape)))) for info in model.feature_info]
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
     try:
-        with torch.no_grad():
-            logits = model.eval()(torch.zeros(1, *input_size))
+        outputs, logits = feature_outputs(model, torch.zeros(1, *input_size, device=device))
     except RuntimeError as error:
         raise ResnetCifarError(f"input size {input_size} does not fit this model: {error}") from None
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return shapes + [("logits", tuple(logits.shape))]
+    return [(name, tuple(out.shape)) for name, out in outputs] + [("logits", tuple(logits.shape))]
 
 
 def layer_table(model: nn.Module, input_size: tuple[int, int, int], depth: int = 3) -> ModelStatistics:

@@ -60,9 +60,10 @@ class ShippedWeights:
                                        f"changed): reinstall resnet-cifar")
         return path
 
-    def description(self) -> dict[str, Any]:
-        """The verified ``model.json`` of these weights (classes, preprocessing, model options)."""
-        return json.loads(self.path().with_name("model.json").read_text())
+    def description(self, path: Path | None = None) -> dict[str, Any]:
+        """The verified ``model.json`` of these weights (classes, preprocessing, model options); ``path``: what
+        ``path()`` returned already, so that the files are not read and hashed again."""
+        return json.loads((path or self.path()).with_name("model.json").read_text())
 
     @property
     def preprocessing(self) -> Preprocessing:

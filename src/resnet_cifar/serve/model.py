@@ -54,12 +54,8 @@ class ServedModel:
         layer's hook must see only its own forward pass."""
         from ..inference.explain import explain  # gradients and hooks: only for /explain
 
-        if self.trained.runtime is not None:
-            raise ResnetCifarError(f"this server runs an exported file ({self.trained.runtime}), which has no "
-                                   f"gradients: explanations need a PyTorch model (serve its run folder, model folder "
-                                   f"or .pt checkpoint)")
-        unlabelled = ImageSet(image[None], torch.zeros(1, dtype=torch.int64), self.trained.class_names)
-        images = torch.cat([batch for batch, _ in self.trained.batches(unlabelled)])
+        self.trained.require_gradients("explanations need a PyTorch model")
+        images = self.trained.normalised(image[None])
         with self.explaining:
             return explain(self.trained.model, images, top_k=min(top_k, len(self.trained.class_names)))
 

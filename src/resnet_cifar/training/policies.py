@@ -91,11 +91,13 @@ class StopOnSignal(Callback):
             raise self._interrupted(run)
 
     def on_epoch_end(self, run: Run, row: dict[str, Any]) -> None:
-        """Called after the epoch's checkpoint is saved: only stops a run that has epochs left."""
+        """Called after the epoch's checkpoint is saved: only stops a run that has epochs left. With several
+        processes the same vote settles ``run.should_stop``: set by a callback in any process, it is set in all."""
         if run.world.distributed:
             self.votes.finish()
-            local = torch.full((), self.stop.signal or 0, device=run.parts.device)
-            self.signal = int(max_across_ranks(local)) or None
+            local = torch.tensor([self.stop.signal or 0, int(run.should_stop)], device=run.parts.device)
+            agreed = max_across_ranks(local).tolist()
+            self.signal, run.should_stop = agreed[0] or None, bool(agreed[1])
         else:
             self.signal = self.stop.signal
         if self.signal is not None and run.state.epoch < run.config.epochs:

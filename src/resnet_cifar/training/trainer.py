@@ -178,11 +178,6 @@ class Run:
             if isinstance(callback, (CsvLog, CurvesPlot)):
                 callback.on_epoch_end(self, self.state.history[-1])
 
-    def agreed_to_stop(self) -> bool:
-        """Whether a callback set ``should_stop`` in any process (a collective: every process stops together)."""
-        wanted = torch.tensor(int(self.should_stop), device=self.parts.device)
-        return bool(int(max_across_ranks(wanted)))
-
     def start(self) -> None:
         for callback in self.callbacks:
             callback.on_train_start(self)
@@ -303,5 +298,5 @@ def _train_epochs(run: Run, stop_after: int | None) -> None:
                 f"(step {run.state.epoch * run.state.batches_per_epoch + error.batch}); "
                 f"{run.last_good_checkpoint()}: lower --lr, or train with --skip-nonfinite") from None
         done_here += 1
-        if run.agreed_to_stop():
+        if run.should_stop:  # agreed by every process (StopOnSignal's vote at the epoch's end)
             break
