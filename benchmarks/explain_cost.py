@@ -1,10 +1,12 @@
 """What explanations cost on this machine: one image's Grad-CAM (and each other method) for a model, and what
-``eval --explain`` adds to ``eval`` of the shipped resnet20 on the bundled sample.
+``eval --explain`` adds to ``eval`` of the shipped resnet20 on the bundled sample, in this process and as the
+command a user runs (``resnet-cifar eval --pretrained resnet20 --dataset cifar10-sample``, start included).
 
     python benchmarks/explain_cost.py [--model resnet18] [--repeats 5] [--json OUT.json]
 
-Times are medians of ``--repeats`` calls after one warm-up, in this process, with PyTorch's threads (``--threads``
-as the CLI sets them: all usable CPUs by default). Random weights for ``--model`` (the cost does not depend on them).
+Times are medians of ``--repeats`` calls after one warm-up (with and without ``--explain`` alternating; the
+command half as many), with PyTorch's threads as the CLI sets them (all usable CPUs by default). Random weights
+for ``--model`` (the cost does not depend on them).
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,6 +48,24 @@ def median_seconds(call, repeats: int) -> float:
     return statistics.median(times)
 
 
+def median_pair(first, second, repeats: int) -> tuple[float, float]:
+    """Medians of ``repeats`` timed calls of each, alternating, after one warm-up call of each."""
+    first(), second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for call, kept in ((first, times[0]), (second, times[1])):
+            start = time.perf_counter()
+            call()
+            kept.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def eval_command(out: str, explained: bool) -> None:
+    subprocess.run([sys.executable, "-m", "resnet_cifar", "eval", "--pretrained", "resnet20", "--dataset",
+                    "cifar10-sample", "--device", "cpu", "--out", out] + (["--explain"] if explained else []),
+                   check=True, capture_output=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="resnet18")
@@ -61,11 +83,14 @@ def main() -> None:
             rows["one_image"][method] = f"unavailable: {error}"
     shipped = load_pretrained("resnet20")
     with tempfile.TemporaryDirectory() as scratch:
-        def run(explained: bool) -> float:
-            return median_seconds(lambda: evaluate(shipped, dataset="cifar10-sample", out_dir=scratch, device="cpu",
-                                                   explain=explained), max(1, args.repeats // 2))
-        plain, explained = run(False), run(True)
-    rows["eval_resnet20_sample"] = {"eval_s": plain, "eval_explain_s": explained, "added": explained / plain - 1}
+        plain, explained = median_pair(
+            *(lambda e=e: evaluate(shipped, dataset="cifar10-sample", out_dir=scratch, device="cpu", explain=e)
+              for e in (False, True)), args.repeats)
+        rows["eval_resnet20_sample"] = {"eval_s": plain, "eval_explain_s": explained, "added": explained / plain - 1}
+        plain, explained = median_pair(*(lambda e=e: eval_command(scratch, e) for e in (False, True)),
+                                       max(1, args.repeats // 2))
+        rows["eval_command_resnet20_sample"] = {"eval_s": plain, "eval_explain_s": explained,
+                                                "added": explained / plain - 1}
     print(json.dumps(rows, indent=1))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")

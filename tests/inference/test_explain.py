@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -223,3 +224,24 @@ def test_maps_depend_on_the_learned_weights(shipped) -> None:
                 module.reset_parameters()
         randomised = explain(model, images, targets=reference.classes)
         assert _rank_correlation(reference.maps[:, 0], randomised.maps[:, 0]).mean() < bound, name
+
+
+def test_a_grid_variant_keeps_the_titles_and_changes_only_the_pictures(tmp_path) -> None:
+    from PIL import Image
+
+    from resnet_cifar.plots import GRID_HEADING, GRID_TITLE, plot_image_grid
+
+    images = torch.zeros(3, 3, 32, 32, dtype=torch.uint8)
+    plot_image_grid(images, ["cat (cat)", "dog (cat)", "ship (ship)"], [True, False, True], tmp_path / "plain.png",
+                    heading="plain", variants=[(images + 255, tmp_path / "cam.png", "with maps")])
+    plain, cam = (np.asarray(Image.open(tmp_path / name).convert("RGB")).astype(int) for name in ("plain.png",
+                                                                                                 "cam.png"))
+    assert plain.shape == cam.shape
+    titles = slice(GRID_HEADING, GRID_HEADING + GRID_TITLE)
+    assert (plain[titles] == cam[titles]).all()  # the same titles, drawn once
+    title_colours = plain[titles].reshape(-1, 3)
+    assert ((title_colours[:, 1] > title_colours[:, 0] + 60)).any()  # green: right
+    assert ((title_colours[:, 0] > title_colours[:, 1] + 60)).any()  # red: wrong
+    pictures = slice(GRID_HEADING + GRID_TITLE, None)
+    assert plain[pictures].min() == 0 and (cam[pictures] != plain[pictures]).any()
+    assert (plain[:GRID_HEADING] != cam[:GRID_HEADING]).any()  # each its own heading

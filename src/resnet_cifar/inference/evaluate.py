@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -57,24 +57,22 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
         raise ResnetCifarError("give out_dir: this model was not loaded from a folder or file, so its reports have "
                                "no folder of their own")
     out = Path(out_dir) if out_dir is not None else trained.source.folder
-    shown = write_reports(out, data.images, predictions, trained.class_names, results)
-    if explain:
-        for name, index in shown.items():
-            _cam_grid(out / f"{name}-cam.png", trained, data.subset(index), predictions.predicted[index],
-                      f"Grad-CAM of the predicted class: prediction (truth), as {name}.png")
+    cam = _cam_pictures(trained, data, predictions.predicted) if explain else None
+    write_reports(out, data.images, predictions, trained.class_names, results, cam=cam)
     return results
 
 
-def _cam_grid(path: Path, trained: TrainedModel, shown: ImageSet, predicted: torch.Tensor, heading: str) -> None:
-    """The grid of ``shown`` with each image's Grad-CAM map (its predicted class, the default layer) over it."""
+def _cam_pictures(trained: TrainedModel, data: ImageSet,
+                  predicted: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function of image indices: those images with each one's Grad-CAM map (its predicted class, the default
+    layer) laid over it."""
     from .explain import explain  # gradients and hooks: only for --explain
 
-    if not len(shown.labels):
-        return
-    images = trained.normalised(shown)
-    maps = explain(trained.model, images, targets=predicted[:, None].to(images.device)).maps[:, 0]
-    _grid(path, overlaid(shown.images, maps), torch.arange(len(shown.labels)), predicted, shown.labels,
-          trained.class_names, heading)
+    def pictures(index: torch.Tensor) -> torch.Tensor:
+        images = trained.normalised(data.subset(index))
+        maps = explain(trained.model, images, targets=predicted[index, None].to(images.device)).maps[:, 0]
+        return overlaid(data.images[index], maps)
+    return pictures
 
 
 def _int8_calibration(trained: TrainedModel, dataset: str, data_dir: str | Path, download: bool) -> np.ndarray:
@@ -98,29 +96,32 @@ def summarise(predictions: Predictions, class_names: list[str]) -> dict[str, Any
 
 
 def write_reports(out: Path, images: torch.Tensor, predictions: Predictions, class_names: list[str],
-                  results: dict[str, Any]) -> dict[str, torch.Tensor]:
+                  results: dict[str, Any], cam: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
     """``eval.json``, ``confusion.png``, ``predictions.png`` (64 images spread over the split) and ``mistakes.png``;
-    returns which images each grid shows."""
+    with ``cam`` (image indices -> pictures with maps) also ``predictions-cam.png`` and ``mistakes-cam.png``."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "eval.json", results)
     plot_confusion(torch.tensor(results["confusion"]), class_names, out / "confusion.png")
     predicted, labels = predictions.predicted, predictions.labels
     # Evenly spaced, so a split stored class by class still shows every class.
     spread = torch.linspace(0, len(labels) - 1, min(GRID_IMAGES, len(labels))).round().long()
-    _grid(out / "predictions.png", images, spread, predicted, labels, class_names,
-          f"prediction (truth): {100 * results['accuracy']:.2f}% of {results['images']} correct")
     wrong = torch.nonzero(predicted != labels).flatten()
     confidence = predictions.probabilities.max(1).values[wrong]
     worst = wrong[confidence.argsort(descending=True)[:GRID_IMAGES]]
-    _grid(out / "mistakes.png", images, worst, predicted, labels, class_names,
-          "most confident mistakes: prediction (truth)")
-    return {"predictions": spread, "mistakes": worst}
-
-
-def _grid(path: Path, images: torch.Tensor, index: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor,
-          class_names: list[str], heading: str) -> None:
-    titles = [f"{class_names[predicted[i]]} ({class_names[labels[i]]})" for i in index.tolist()]
-    plot_image_grid(images[index], titles, (predicted[index] == labels[index]).tolist(), path, heading=heading)
+    grids = {"predictions": (spread, f"prediction (truth): {100 * results['accuracy']:.2f}% of {results['images']} "
+                                     f"correct"),
+             "mistakes": (worst, "most confident mistakes: prediction (truth)")}
+    with_maps = {}
+    if cam is not None:  # the images of both grids explained in one pass
+        union, where = torch.cat([spread, worst]).unique(return_inverse=True)
+        pictures = cam(union)
+        with_maps = {"predictions": pictures[where[:len(spread)]], "mistakes": pictures[where[len(spread):]]}
+    for name, (index, heading) in grids.items():
+        variants = [(with_maps[name], out / f"{name}-cam.png", f"Grad-CAM of the predicted class: {heading}")
+                    ] if name in with_maps else []
+        titles = [f"{class_names[predicted[i]]} ({class_names[labels[i]]})" for i in index.tolist()]
+        plot_image_grid(images[index], titles, (predicted[index] == labels[index]).tolist(), out / f"{name}.png",
+                        heading=heading, variants=variants)
 
 
 def format_per_class(results: dict[str, Any]) -> str:

@@ -118,41 +118,53 @@ def explain(model: nn.Module, images: torch.Tensor, *, method: str = "gradcam", 
     elif layer is not None:
         raise ResnetCifarError(f"--layer applies to {' and '.join(LAYER_METHODS)}; {method} explains the input pixels")
     model.eval()
-    with torch.no_grad():
-        probabilities = F.softmax(model(images).float(), dim=1)
-    if targets is None:
-        if not 1 <= top_k <= probabilities.shape[1]:
-            raise ResnetCifarError(f"--top-k must lie in 1..{probabilities.shape[1]}, got {top_k}")
-        targets = probabilities.topk(top_k, dim=1).indices
-    targets = targets.to(images.device)
-    maps, layer_maps = [], []
-    for k in range(targets.shape[1]):
-        small = _one_target(model, images, targets[:, k], method, layer)
-        layer_maps.append(small)
-        maps.append(F.interpolate(small[:, None], size=images.shape[-2:], mode="bilinear",
-                                  align_corners=False)[:, 0] if small.shape[-2:] != images.shape[-2:] else small)
+    if method == "integrated-gradients":
+        with torch.no_grad():
+            logits = model(images)
+        targets = _targets(logits, targets, top_k)
+        raw = [_integrated_gradients(model, images, targets[:, k]) for k in range(targets.shape[1])]
+    else:
+        logits, targets, raw = _gradient_maps(model, images, targets, top_k, method, layer)
+    maps = [F.interpolate(small[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+            if small.shape[-2:] != images.shape[-2:] else small for small in raw]
     stacked = _normalised(torch.stack(maps, 1).clamp_min(0))
-    return Explanation(stacked.detach().cpu(), torch.stack(layer_maps, 1).detach().cpu(), targets.cpu(),
+    probabilities = F.softmax(logits.detach().float(), dim=1)
+    return Explanation(stacked.detach().cpu(), torch.stack(raw, 1).detach().cpu(), targets.cpu(),
                        probabilities.gather(1, targets).cpu(), method, layer)
 
 
-def _one_target(model: nn.Module, images: torch.Tensor, target: torch.Tensor, method: str,
-                layer: str | None) -> torch.Tensor:
-    """The raw map (N, h, w) of each image for its ``target`` class."""
-    if method == "integrated-gradients":
-        return _integrated_gradients(model, images, target)
-    with torch.enable_grad():
+def _targets(logits: torch.Tensor, targets: torch.Tensor | None, top_k: int) -> torch.Tensor:
+    """``targets`` on the logits' device, or the ``top_k`` most probable classes."""
+    if targets is not None:
+        return targets.to(logits.device)
+    if not 1 <= top_k <= logits.shape[1]:
+        raise ResnetCifarError(f"--top-k must lie in 1..{logits.shape[1]}, got {top_k}")
+    return logits.topk(top_k, dim=1).indices
+
+
+def _gradient_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tensor | None, top_k: int, method: str,
+                   layer: str | None) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Saliency or Grad-CAM(++) maps (N, h, w) for each target column, all from one forward pass; returns the
+    logits, the targets and the maps."""
+    with contextlib.ExitStack() as stack, torch.enable_grad():
         if method == "saliency":
             inputs = images.detach().clone().requires_grad_(True)
-            score = model(inputs).gather(1, target[:, None]).sum()
-            (gradient,) = torch.autograd.grad(score, inputs)
-            return gradient.abs().amax(1)
-        with _recorded(model.get_submodule(check_layer(model, layer))) as seen:
-            score = model(images.detach()).gather(1, target[:, None]).sum()
-            (gradient,) = torch.autograd.grad(score, seen["activation"])
-        activation = seen["activation"].detach()
-        weights = _cam_weights(method, activation, gradient)
-        return F.relu((weights[:, :, None, None] * activation).sum(1))
+            logits, seen = model(inputs), {"activation": inputs}
+        else:
+            seen = stack.enter_context(_recorded(model.get_submodule(check_layer(model, layer))))
+            logits = model(images.detach())
+        targets = _targets(logits, targets, top_k)
+        maps = []
+        for k in range(targets.shape[1]):
+            score = logits.gather(1, targets[:, k, None]).sum()
+            (gradient,) = torch.autograd.grad(score, seen["activation"], retain_graph=k + 1 < targets.shape[1])
+            if method == "saliency":
+                maps.append(gradient.abs().amax(1))
+            else:
+                activation = seen["activation"].detach()
+                weights = _cam_weights(method, activation, gradient)
+                maps.append(F.relu((weights[:, :, None, None] * activation).sum(1)))
+    return logits, targets, maps
 
 
 def _integrated_gradients(model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
