@@ -54,3 +54,61 @@ def test_the_page_classifies_an_uploaded_image(server) -> None:
             sync_api.expect(top).to_have_text("horse", timeout=30_000)
         finally:
             browser.close()
+
+
+def test_the_toggle_lays_the_servers_map_over_the_image_and_takes_it_off(server) -> None:
+    import httpx
+
+    cat = REPO / "src/resnet_cifar/data/assets/examples/cat.png"
+    served_map = httpx.post(server.url + "/explain", content=cat.read_bytes(),
+                            headers={"Content-Type": "image/png"}).content
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 720})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(server.url + "/")
+            sync_api.expect(page.locator("#info")).to_contain_text("resnet20")
+            toggle, preview = page.locator("#explain"), page.locator("#preview")
+            assert toggle.is_enabled() and not toggle.is_checked()
+            page.set_input_files("#file", str(cat))
+            sync_api.expect(page.locator("#result .row").first.locator(".label")).to_have_text("cat", timeout=30_000)
+            sync_api.expect(preview).not_to_have_class("cam")
+            toggle.check()
+            sync_api.expect(page.locator("#camnote")).to_contain_text("where it saw cat", timeout=30_000)
+            sync_api.expect(preview).to_have_class("cam")
+            shown = page.evaluate("""async () => {
+                const bytes = new Uint8Array(await (await fetch(document.getElementById("preview").src)).arrayBuffer());
+                return Array.from(bytes);
+            }""")
+            assert bytes(shown) == served_map  # the page shows the server's overlay of this image
+            page.screenshot(path=str(REPO / "test-artifacts" / "serve-page-explain.png"), full_page=True)
+            toggle.uncheck()
+            sync_api.expect(preview).not_to_have_class("cam")
+            assert page.evaluate("fetch(document.getElementById('preview').src).then(r => r.arrayBuffer())"
+                                 ".then(b => b.byteLength)") == cat.stat().st_size  # the upload itself again
+            assert page.locator("#camnote").inner_text() == ""
+            assert errors == []
+        finally:
+            browser.close()
+
+
+def test_the_toggle_is_off_and_says_why_for_an_exported_file(start_server, tmp_path) -> None:
+    from resnet_cifar import export
+    from resnet_cifar.inference.pretrained import load_pretrained
+
+    export(load_pretrained("resnet20"), "pt2", tmp_path / "model.pt2")
+    running = start_server(str(tmp_path / "model.pt2"))
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                page = browser.new_page()
+                page.goto(running.url + "/")
+                sync_api.expect(page.locator("#explain")).to_be_disabled()
+                assert "explanations need a PyTorch model" in page.locator("label.toggle").get_attribute("title")
+            finally:
+                browser.close()
+    finally:
+        running.stop()

@@ -82,6 +82,11 @@ def test_batch_answers_each_image_in_order(server) -> None:
     assert [result["top_k"][0]["label"] for result in results] == ["cat", "horse", "cat"]
 
 
+def count(text: str, line: str) -> float:
+    """The sum of the Prometheus rows of ``text`` that start with ``line``."""
+    return sum(float(row.rsplit(" ", 1)[1]) for row in text.splitlines() if row.startswith(line))
+
+
 def test_info_page_and_metrics(server) -> None:
     info = httpx.get(server.url + "/info").json()
     assert info["classes"][3] == "cat" and info["input_size"] == [3, 32, 32] and info["backend"] == "openvino"
@@ -89,9 +94,6 @@ def test_info_page_and_metrics(server) -> None:
     page = httpx.get(server.url + "/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "<script" in page.text and "http://" not in page.text and "https://" not in page.text  # nothing fetched
-
-    def count(text: str, line: str) -> float:
-        return sum(float(row.rsplit(" ", 1)[1]) for row in text.splitlines() if row.startswith(line))
 
     before = httpx.get(server.url + "/metrics").text
     httpx.post(server.url + "/predict", content=CAT, headers={"Content-Type": "image/png"})
@@ -341,10 +343,14 @@ def test_large_images_are_decoded_beside_the_model_and_do_not_starve_small_ones(
 
 
 def test_explain_answers_the_map_as_a_png_or_as_numbers(server) -> None:
+    assert httpx.get(server.url + "/info").json()["explanations"] is True
+    answered = 'resnet_cifar_requests_total{endpoint="/explain",status="200"}'
+    before = count(httpx.get(server.url + "/metrics").text, answered)
     picture = httpx.post(server.url + "/explain", content=CAT, headers={"Content-Type": "image/png"})
     assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(picture.content)).size == (32, 32)
     assert json.loads(picture.headers["x-classes"])[0]["label"] == "cat"
+    assert count(httpx.get(server.url + "/metrics").text, answered) == before + 1  # counted under its own name
     numbers = httpx.post(server.url + "/explain", files={"image": ("cat.png", CAT, "image/png")},
                          params={"format": "json", "top_k": 2}).json()
     assert numbers["layer"] == "layer3" and [c["label"] for c in numbers["top_k"]][0] == "cat"
@@ -363,6 +369,7 @@ def test_a_server_of_an_exported_file_says_explanations_need_pytorch(start_serve
     export(load_pretrained("resnet20"), "pt2", tmp_path / "model.pt2")
     running = start_server(str(tmp_path / "model.pt2"))
     try:
+        assert httpx.get(running.url + "/info").json()["explanations"] is False
         refused = httpx.post(running.url + "/explain", content=CAT)
         assert refused.status_code == 400 and "explanations need a PyTorch model" in refused.json()["error"]
         assert httpx.post(running.url + "/predict", content=CAT).json()["top_k"][0]["label"] == "cat"

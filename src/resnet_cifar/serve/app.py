@@ -40,7 +40,7 @@ from .model import ServedModel, Upload, load_served_model
 log = logging.getLogger("resnet_cifar.serve")
 # Content types sent as the image itself; anything else (but multipart/form-data) is 415.
 RAW_TYPES = ("image/", "application/octet-stream")
-ENDPOINTS = ("/", "/health", "/info", "/metrics", "/openapi.json", "/predict", "/predict/batch")
+ENDPOINTS = ("/", "/health", "/info", "/metrics", "/openapi.json", "/predict", "/predict/batch", "/explain")
 
 
 @dataclass(frozen=True)

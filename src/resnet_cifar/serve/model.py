@@ -63,7 +63,8 @@ class ServedModel:
         trained = self.trained
         return {"model": self.name, "architecture": trained.info["model"], "classes": trained.class_names,
                 "input_size": list(trained.input_size), "mean": trained.mean, "std": trained.std,
-                "backend": self.backend, "accuracy": self.accuracy}
+                "backend": self.backend, "accuracy": self.accuracy,
+                "explanations": trained.runtime is None}  # /explain needs gradients: the PyTorch model
 
 
 @dataclass
