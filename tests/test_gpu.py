@@ -187,3 +187,20 @@ def test_bench_measures_the_gpu_against_its_bf16_peak() -> None:
     bf16 = next(r for r in rows if r["task"] == "train" and r["precision"] == "bfloat16")
     assert bf16["peak_tflops"] > 50 and 0 < bf16["peak_share"] < 1
     assert not any(r["precision"] == "int8" for r in rows)  # int8 is a CPU path
+
+
+def test_explanations_on_the_gpu_match_the_cpu_and_eval_draws_them(tmp_path) -> None:
+    from resnet_cifar import evaluate
+    from resnet_cifar.inference.explain import explain
+    from resnet_cifar.inference.pretrained import load_pretrained
+
+    model = load_pretrained("resnet20").model.cpu().eval()
+    images = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    for method in ("gradcam", "gradcam++", "saliency"):
+        on_cpu = explain(model, images, method=method, top_k=2)
+        on_gpu = explain(model.to(CUDA), images.to(CUDA), method=method, top_k=2)
+        model.cpu()
+        assert on_gpu.maps.device.type == "cpu" and torch.equal(on_gpu.classes, on_cpu.classes)
+        assert (on_gpu.maps - on_cpu.maps).abs().max() < 2e-2  # cuDNN may use TF32
+    evaluate(load_pretrained("resnet20"), dataset="cifar10-sample", out_dir=tmp_path, device="cuda", explain=True)
+    assert (tmp_path / "predictions-cam.png").is_file() and (tmp_path / "mistakes-cam.png").is_file()

@@ -13,6 +13,9 @@
 #   baseline  the seeds' recipe, 50 epochs (benchmarks/seeds_baseline.py)
 #   airbench  airbench94, 95 and 96 (the record line, unmodified) on the same data: benchmarks/airbench_peer.py
 #   ddp       DistributedDataParallel over NCCL on 2 GPUs against 1 (skipped with fewer than 2 GPUs)
+#   faithfulness  deletion curves of every explanation method for the ResNet-18 of the fast step (trained first
+#             when that step has not run in this call), pixel by pixel and by 4x4 patches, 1,000 test images
+#             (benchmarks/explain_faithfulness.py): $OUT/faithfulness.tgz
 # A call of the device tool may run up to 10 minutes: on an H100, `tests bench fast`, then `baseline`, then
 # `default compiled graphs` fit one call each. Afterwards, on any machine, `benchmarks/gpu/collect.py` turns the
 # fetched folders into one JSON and figure under benchmarks/results/.
@@ -27,6 +30,7 @@ if [ -n "${SMOKE:-}" ]; then
     bench_args=(--models resnet20 --batch-sizes 32 --steps 1 --warmup 0)
     train_args=(--model resnet20 --epochs 1 --train-subset 256 --batch-size 64)
     baseline_args=(--epochs 1 --max-batches 2 --workers 2)
+    FAITHFULNESS_OPTIONS=${FAITHFULNESS_OPTIONS:-"--images 20 --steps 2 --methods gradcam"}
 else
     bench_args=(--models resnet18 resnet20 --batch-sizes 128 512 --steps 20 --warmup 5)
     train_args=()
@@ -86,6 +90,15 @@ PY
         python3 benchmarks/airbench_peer.py $data --out "$OUT/airbench" --runs "${AIRBENCH_RUNS:-3}" \
             --variants ${AIRBENCH_VARIANTS:-94 95 96} 2>&1 | tee "$OUT/airbench.log"
         rm -rf "$OUT/airbench/work" ;;
+    faithfulness)
+        [ -f /tmp/runs/fast/model.safetensors ] || train_recipe fast fast
+        mkdir -p "$OUT/faithfulness"
+        for patch in 1 4; do
+            python3 benchmarks/explain_faithfulness.py /tmp/runs/fast --data-dir $data --device "$DEVICE" \
+                --patch $patch ${FAITHFULNESS_OPTIONS:-} --json "$OUT/faithfulness/fast-patch$patch.json" \
+                --figure "$OUT/faithfulness/fast-patch$patch.png" 2>&1 | tee "$OUT/faithfulness/patch$patch.log"
+        done
+        tar -czf "$OUT/faithfulness.tgz" -C "$OUT" faithfulness && rm -rf "$OUT/faithfulness" ;;
     ddp)
         if [ "$(python3 -c 'import torch; print(torch.cuda.device_count())')" -lt 2 ]; then
             echo "ddp: skipped, fewer than 2 GPUs" | tee "$OUT/ddp.log"
@@ -93,7 +106,8 @@ PY
             python3 -m pytest -q -rA tests/test_gpu_ddp.py 2>&1 | tee "$OUT/ddp.log" || true
         fi ;;
     *)
-        echo "unknown step $step: choose tests, bench, fast, compiled, graphs, ema, default, baseline, airbench or ddp" >&2
+        echo "unknown step $step: choose tests, bench, fast, compiled, graphs, ema, default, baseline, airbench, ddp" \
+             "or faithfulness" >&2
         exit 2 ;;
     esac
 done
