@@ -196,11 +196,18 @@ def test_explanations_on_the_gpu_match_the_cpu_and_eval_draws_them(tmp_path) -> 
 
     model = load_pretrained("resnet20").model.cpu().eval()
     images = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    for method in ("gradcam", "gradcam++", "saliency"):
-        on_cpu = explain(model, images, method=method, top_k=2)
-        on_gpu = explain(model.to(CUDA), images.to(CUDA), method=method, top_k=2)
-        model.cpu()
-        assert on_gpu.maps.device.type == "cpu" and torch.equal(on_gpu.classes, on_cpu.classes)
-        assert (on_gpu.maps - on_cpu.maps).abs().max() < 2e-2  # cuDNN may use TF32
+    # cuDNN's TF32 convolutions (PyTorch's default) moved single saliency pixels by up to 0.09 on an H200: compared
+    # in full float32, what is left is the order of summation
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        for method in ("gradcam", "gradcam++", "saliency"):
+            on_cpu = explain(model, images, method=method, top_k=2)
+            on_gpu = explain(model.to(CUDA), images.to(CUDA), method=method, top_k=2)
+            model.cpu()
+            assert on_gpu.maps.device.type == "cpu" and torch.equal(on_gpu.classes, on_cpu.classes)
+            assert (on_gpu.maps - on_cpu.maps).abs().max() < 1e-3, method
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
     evaluate(load_pretrained("resnet20"), dataset="cifar10-sample", out_dir=tmp_path, device="cuda", explain=True)
     assert (tmp_path / "predictions-cam.png").is_file() and (tmp_path / "mistakes-cam.png").is_file()
