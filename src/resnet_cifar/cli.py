@@ -106,6 +106,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .inference.calibrate import calibrate, format_calibration_fit
+
+    fitted = calibrate(args.source, pretrained=args.pretrained, data_dir=args.data_dir, device=args.device,
+                       download=args.download)
+    print(json.dumps(fitted, indent=2) if args.json else format_calibration_fit(fitted))
+    return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .inference.predict import format_predictions, predict
 
@@ -305,6 +314,28 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(handler=_cmd_eval)
 
 
+def _add_calibrate_parser(commands: argparse._SubParsersAction) -> None:
+    from .core.device import DEVICES
+
+    command = commands.add_parser(
+        "calibrate", help="fit a temperature to a run's probabilities on its validation images, saved in model.json",
+        description="Temperature scaling (Guo et al. 2017): the logits' divisor that minimises the negative "
+                    "log-likelihood on the validation images the run held out of training (train --val-split, "
+                    "recreated from its seed; never the test split). Saved in model.json; eval, predict, serve and "
+                    "export apply it, and eval reports the calibration error before and after.")
+    command.add_argument("source", nargs="?", help="run folder or model folder (model.safetensors + model.json), "
+                         "trained with --val-split")
+    command.add_argument("--pretrained", metavar="NAME", help="shipped weights: refused, as they kept no validation "
+                         "images")
+    command.add_argument("--data-dir", help="dataset folder (default: the one it was trained with)")
+    command.add_argument("--download", action=argparse.BooleanOptionalAction, default=True,
+                         help="fetch the official CIFAR archive when the folder is missing (default on)")
+    command.add_argument("--device", default="auto", choices=DEVICES, help="(default auto)")
+    command.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_threads_option(command)
+    command.set_defaults(handler=_cmd_calibrate)
+
+
 def _add_predict_parser(commands: argparse._SubParsersAction) -> None:
     from .core.device import DEVICES
 
@@ -370,9 +401,9 @@ def _add_export_parser(commands: argparse._SubParsersAction) -> None:
 
     command = commands.add_parser(
         "export", help="write a model as ONNX, OpenVINO IR or a torch.export program, verified against PyTorch",
-        description="Export a trained model with its framework's own exporter; the class names, mean/std and input "
-                    "size travel in the file's metadata (ONNX metadata_props, OpenVINO rt_info, NAME.pt2.json beside a "
-                    ".pt2), with a SHA-256 of the weights checked at every load. The exported model's logits on a "
+        description="Export a trained model with its framework's own exporter; the class names, mean/std, input "
+                    "size and temperature (resnet-cifar calibrate) travel in the file's metadata (ONNX "
+                    "metadata_props, OpenVINO rt_info, NAME.pt2.json beside a .pt2), with a SHA-256 of the weights checked at every load. The exported model's logits on a "
                     "fixed batch must equal PyTorch's within 1e-4 of the largest logit, or nothing is written (an "
                     "earlier file at --out stays as it was).")
     command.add_argument("source", nargs="?", help="run folder, model folder (model.safetensors) or .pt checkpoint")
@@ -636,6 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_parser(commands)
     _add_eval_parser(commands)
+    _add_calibrate_parser(commands)
     _add_predict_parser(commands)
     _add_explain_parser(commands)
     _add_bench_parser(commands)

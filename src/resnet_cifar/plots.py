@@ -95,6 +95,36 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
 
 
+def plot_reliability(report: dict, path: Path, before: dict | None = None) -> None:
+    """Accuracy against confidence per bin (``calibration_report``'s bins) with the gap to the diagonal shaded, and
+    the bins' image counts below; ``before``: the same at temperature 1, drawn as a line, when calibrated."""
+    figure, (axis, counts) = plt.subplots(2, 1, figsize=(5.5, 6.2), sharex=True, height_ratios=(3, 1))
+    filled = [row for row in report["bins"] if row["count"]]
+    width = report["bins"][0]["upper"] - report["bins"][0]["lower"]
+    centres = [(row["lower"] + row["upper"]) / 2 for row in filled]
+    axis.bar(centres, [row["accuracy"] for row in filled], width=width, color="tab:blue", edgecolor="white",
+             label="accuracy")
+    axis.bar(centres, [row["confidence"] - row["accuracy"] for row in filled], bottom=[row["accuracy"] for row in
+             filled], width=width, color="tab:red", alpha=0.3, hatch="//", edgecolor="tab:red", label="gap")
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    if before is not None:
+        shown = [row for row in before["bins"] if row["count"]]
+        axis.plot([row["confidence"] for row in shown], [row["accuracy"] for row in shown], marker=".",
+                  color="black", linewidth=1, label=f"before scaling (ECE {100 * before['ece']:.2f}%)")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.set_ylabel("accuracy")
+    temperature = f", temperature {report['temperature']:.3g}" if report["temperature"] != 1 else ""
+    axis.set_title(f"reliability: ECE {100 * report['ece']:.2f}%, MCE {100 * report['mce']:.2f}%{temperature}",
+                   fontsize=10)
+    axis.legend(fontsize=8, loc="upper left")
+    counts.bar(centres, [row["count"] for row in filled], width=width, color="tab:grey", edgecolor="white")
+    counts.set_yscale("log")
+    counts.set_xlabel("confidence (top-1 probability)")
+    counts.set_ylabel("images")
+    save_figure(figure, path)
+
+
 def plot_confusion(matrix: torch.Tensor, class_names: Sequence[str], path: Path) -> None:
     """Confusion matrix (rows: truth, columns: prediction) with counts written in the cells when few classes."""
     size = max(5.0, 0.45 * len(class_names))

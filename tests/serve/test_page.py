@@ -35,6 +35,7 @@ def test_the_page_classifies_an_uploaded_image(server) -> None:
             page.on("requestfailed", lambda request: errors.append(request.url))
             page.goto(server.url + "/")
             sync_api.expect(page.locator("#info")).to_contain_text("resnet20")
+            sync_api.expect(page.locator("#info")).to_contain_text("as the model answers (not calibrated)")
             page.set_input_files("#file", str(REPO / "src/resnet_cifar/data/assets/examples/cat.png"))
             top = page.locator("#result .row").first.locator(".label")
             sync_api.expect(top).to_have_text("cat", timeout=30_000)

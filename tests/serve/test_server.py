@@ -375,3 +375,24 @@ def test_a_server_of_an_exported_file_says_explanations_need_pytorch(start_serve
         assert httpx.post(running.url + "/predict", content=CAT).json()["top_k"][0]["label"] == "cat"
     finally:
         running.stop()
+
+
+def test_a_calibrated_model_answers_and_describes_its_calibrated_probabilities(start_server, tmp_path) -> None:
+    import shutil
+
+    weights = pretrained_weights("resnet20")
+    shutil.copy(weights, tmp_path / "model.safetensors")
+    described = json.loads(weights.with_name("model.json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps({**described, "temperature": 2.0}))
+    running = start_server(str(tmp_path), "--backend", "torch")
+    try:
+        info = httpx.get(running.url + "/info").json()
+        assert info["temperature"] == 2.0
+        answer = httpx.post(running.url + "/predict", content=CAT, params={"top_k": 10}).json()["top_k"]
+        expected = predict(tmp_path, [str(EXAMPLES / "cat.png")], top_k=10, device="cpu")[0]["predictions"]
+        uncalibrated = predict(weights, [str(EXAMPLES / "cat.png")], top_k=10, device="cpu")
+        assert [row["probability"] for row in answer] == pytest.approx([row["probability"] for row in expected],
+                                                                      abs=1e-4)
+        assert answer[0]["probability"] < uncalibrated[0]["predictions"][0]["probability"] - 0.01  # softened
+    finally:
+        running.stop()

@@ -2,6 +2,8 @@
 and ``serve`` all compute them."""
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -13,12 +15,27 @@ from torch import nn
 EVAL_BATCH_SIZE = 500
 
 
-@dataclass
+@dataclass(frozen=True)
 class Predictions:
-    """Outputs of a model over a dataset, kept on the CPU for reports."""
+    """Outputs of a model over a dataset, kept on the CPU for reports: its logits (and with test-time augmentation
+    those of the mirrored images), the labels, and the temperature the probabilities are computed at."""
 
-    probabilities: torch.Tensor  # float32 (N, num_classes)
+    logits: torch.Tensor  # float32 (N, num_classes)
     labels: torch.Tensor  # int64 (N,)
+    mirrored_logits: torch.Tensor | None = None  # flip TTA: probabilities averaged with these
+    temperature: float = 1.0  # logits are divided by it (temperature scaling; 1: as the model answers)
+
+    @functools.cached_property
+    def probabilities(self) -> torch.Tensor:
+        """float32 (N, num_classes): softmax of the logits over the temperature, averaged over the TTA views."""
+        probabilities = F.softmax(self.logits / self.temperature, dim=1)
+        if self.mirrored_logits is not None:
+            probabilities = (probabilities + F.softmax(self.mirrored_logits / self.temperature, dim=1)) / 2
+        return probabilities
+
+    def at_temperature(self, temperature: float) -> Predictions:
+        """The same outputs with their probabilities at ``temperature``."""
+        return dataclasses.replace(self, temperature=temperature)
 
     @property
     def predicted(self) -> torch.Tensor:
@@ -41,14 +58,15 @@ class Predictions:
 
 @torch.inference_mode()
 def predict_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *,
-                    tta: bool = False) -> Predictions:
-    """Class probabilities in float32 for every batch; ``tta`` averages with the mirrored images."""
+                    tta: bool = False, temperature: float = 1.0) -> Predictions:
+    """The model's float32 logits for every batch (``tta``: also those of the mirrored images), probabilities at
+    ``temperature``."""
     model.eval()
-    probabilities, labels = [], []
+    logits, mirrored, labels = [], [], []
     for images, batch_labels in batches:
-        probs = F.softmax(model(images).float(), dim=1)
+        logits.append(model(images).float())
         if tta:
-            probs = (probs + F.softmax(model(images.flip(3)).float(), dim=1)) / 2
-        probabilities.append(probs)
+            mirrored.append(model(images.flip(3)).float())
         labels.append(batch_labels)
-    return Predictions(torch.cat(probabilities).cpu(), torch.cat(labels).cpu())
+    return Predictions(torch.cat(logits).cpu(), torch.cat(labels).cpu(),
+                       torch.cat(mirrored).cpu() if tta else None, temperature)

@@ -47,6 +47,8 @@ def nonfinite_weights(weights: dict[str, torch.Tensor]) -> str:
 MAX_CLASSES = 100_000
 MAX_CHANNELS = 16
 MAX_SIDE = 1024
+# Temperatures (temperature scaling) a description may carry: far outside them a model is broken, not calibrated.
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0
 
 
 def check_info(info: Any, source: str) -> None:
@@ -76,6 +78,11 @@ def check_info(info: Any, source: str) -> None:
             problems.append(f"{key} {values!r} is not a list of numbers")
         elif key == "std" and min(values) <= 0:
             problems.append(f"std {values!r} must be above 0 (inputs are divided by it)")
+    temperature = info.get("temperature", 1.0)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):  # NaN fails both comparisons
+        problems.append(f"temperature {temperature!r} is not a number from {MIN_TEMPERATURE:g} to "
+                        f"{MAX_TEMPERATURE:g} (resnet-cifar calibrate writes it)")
     if problems:
         raise ResnetCifarError(f"the model description of {source} is broken: {'; '.join(problems)}")
 

@@ -1,4 +1,5 @@
-"""``evaluate(run_or_weights)``: accuracy and loss, per-class accuracy, confusion matrix and image grids."""
+"""``evaluate(run_or_weights)``: accuracy and loss, per-class accuracy, calibration, confusion matrix and image
+grids."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,9 @@ from ..core.source import ModelSource
 from ..data import ImageSet, load_dataset
 from ..errors import ResnetCifarError
 from ..files import atomic_write_json
-from ..plots import overlaid, plot_confusion, plot_image_grid
+from ..plots import overlaid, plot_confusion, plot_image_grid, plot_reliability
 from .backends import choose_backend, load_for_backend, runnable
+from .calibration import calibration_report
 from .export import INT8_CALIBRATION_IMAGES
 from .trained import TrainedModel
 
@@ -49,8 +51,11 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
                                f"{trained.class_names[:5]}...: evaluate on the dataset it was trained for")
     calibration = _int8_calibration(trained, dataset, data_dir, download) if int8 else None
     model = runnable(trained, backend, calibration)
-    predictions = predict_batches(model, trained.batches(data), tta=tta)
+    predictions = predict_batches(model, trained.batches(data), tta=tta, temperature=trained.temperature)
     results = summarise(predictions, trained.class_names)
+    results["calibration"] = calibration_report(predictions)
+    if predictions.temperature != 1:
+        results["calibration_before_scaling"] = calibration_report(predictions.at_temperature(1.0))
     results.update({"source": str(trained.source.path) if trained.source else None, "dataset": dataset,
                     "split": split, "tta": tta, "int8": int8, "backend": backend})
     if out_dir is None and trained.source is None:
@@ -59,6 +64,7 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
     out = Path(out_dir) if out_dir is not None else trained.source.folder
     cam = _cam_pictures(trained, data, predictions.predicted) if explain else None
     write_reports(out, data.images, predictions, trained.class_names, results, cam=cam)
+    plot_reliability(results["calibration"], out / "reliability.png", results.get("calibration_before_scaling"))
     return results
 
 
@@ -134,4 +140,14 @@ def format_per_class(results: dict[str, Any]) -> str:
                  f"loss {results['loss']:.4f}{'  (flip TTA)' if results['tta'] else ''}"
                  f"{'  (int8)' if results.get('int8') else ''}"
                  f"{'  (backend ' + results['backend'] + ')' if results.get('backend', 'torch') != 'torch' else ''}")
+    lines.append(format_calibration(results["calibration"], results.get("calibration_before_scaling")))
     return "\n".join(lines)
+
+
+def format_calibration(report: dict[str, Any], before: dict[str, Any] | None = None) -> str:
+    """One line: ECE, MCE, NLL and Brier score (and the temperature and the ECE before it, when calibrated)."""
+    line = (f"calibration: ECE {100 * report['ece']:.2f}%  MCE {100 * report['mce']:.2f}%  NLL {report['nll']:.4f}  "
+            f"Brier {report['brier']:.4f}")
+    if before is not None:
+        line += f"  (temperature {report['temperature']:.3g}; before: ECE {100 * before['ece']:.2f}%)"
+    return line

@@ -105,11 +105,11 @@ def _cam_weights(method: str, activation: torch.Tensor, gradient: torch.Tensor) 
 
 
 def explain(model: nn.Module, images: torch.Tensor, *, method: str = "gradcam", layer: str | None = None,
-            targets: torch.Tensor | None = None, top_k: int = 1) -> Explanation:
+            targets: torch.Tensor | None = None, top_k: int = 1, temperature: float = 1.0) -> Explanation:
     """Maps of ``images`` (normalised float (N, C, H, W), as the model takes them) for the classes in ``targets``
     ((N, K) class indices), or the model's ``top_k`` most probable classes. ``layer``: a ``feature_info`` name
     (Grad-CAM methods; default ``default_layer``). The model is left as it was: eval mode, no hooks, no gradients
-    kept in its parameters."""
+    kept in its parameters. ``temperature``: the model's (``TrainedModel.temperature``), for the probabilities."""
     if method not in METHODS:
         raise ResnetCifarError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     if method in LAYER_METHODS:
@@ -128,7 +128,7 @@ def explain(model: nn.Module, images: torch.Tensor, *, method: str = "gradcam", 
     maps = [F.interpolate(small[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
             if small.shape[-2:] != images.shape[-2:] else small for small in raw]
     stacked = _normalised(torch.stack(maps, 1).clamp_min(0))
-    probabilities = F.softmax(logits.detach().float(), dim=1)
+    probabilities = F.softmax(logits.detach().float() / temperature, dim=1)
     return Explanation(stacked.detach().cpu(), torch.stack(raw, 1).detach().cpu(), targets.cpu(),
                        probabilities.gather(1, targets).cpu(), method, layer)
 

@@ -37,7 +37,8 @@ def explain_inputs(model: TrainedModel | ModelSource | str | Path, inputs: Seque
     pixels = torch.stack([load_input(item, trained.input_size[1:], timeout) for item in items])
     images = trained.normalised(pixels)
     targets = target_classes(target, trained.class_names, len(items))
-    explanation = explain(trained.model, images, method=method, layer=layer, targets=targets, top_k=top_k)
+    explanation = explain(trained.model, images, method=method, layer=layer, targets=targets, top_k=top_k,
+                          temperature=trained.temperature)
     out = Path(out_dir) if out_dir is not None else _default_out(trained)
     out.mkdir(parents=True, exist_ok=True)
     results = []

@@ -96,7 +96,7 @@ def metadata(trained: TrainedModel, layout: str | None = None) -> dict[str, str]
     return {"model": info["model"], "class_names": json.dumps(trained.class_names), "mean": json.dumps(trained.mean),
             "std": json.dumps(trained.std), "input_size": json.dumps(list(trained.input_size)),
             "input": input_description(layout), "model_options": json.dumps(info.get("model_options", {})),
-            "producer": "resnet-cifar"}
+            "temperature": json.dumps(trained.temperature), "producer": "resnet-cifar"}
 
 
 def export(model: TrainedModel | ModelSource | str | Path, format_name: str, out: str | Path | None = None, *,

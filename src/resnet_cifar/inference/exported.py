@@ -62,6 +62,10 @@ def load_exported(source: ModelSource, device: torch.device) -> TrainedModel:
         raise ResnetCifarError(f"the metadata of {path} is damaged ({type(error).__name__}: "
                                f"{first_line(error)}): export the model again") from None
     info["num_classes"] = len(info["class_names"]) if isinstance(info["class_names"], list) else None
+    try:  # the logits are divided by it before the softmax; files exported before calibration existed lack it
+        info["temperature"] = json.loads(meta.get("temperature", "1.0"))
+    except json.JSONDecodeError:
+        raise ResnetCifarError(f"the metadata of {path} is damaged (temperature): export the model again") from None
     check_info(info, str(path))
     input_kind = meta.get("input", FLOAT_INPUT)
     if input_kind != FLOAT_INPUT and input_kind not in _PIXEL_INPUTS:
@@ -113,7 +117,8 @@ def _load_openvino(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict
     run = load_runner("openvino", path)
     model = require_module("openvino", "openvino").Core().read_model(str(path))  # the compiled model drops rt_info
     meta = {}
-    for key in ("producer", "model", "class_names", "mean", "std", "input_size", "input", "model_options"):
+    for key in ("producer", "model", "class_names", "mean", "std", "input_size", "input", "model_options",
+                "temperature"):
         if model.has_rt_info(["resnet_cifar", key]):
             meta[key] = model.get_rt_info(["resnet_cifar", key]).astype(str)
     return run, meta

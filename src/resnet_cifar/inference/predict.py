@@ -150,7 +150,7 @@ def predict(model: TrainedModel | ModelSource | str | Path, inputs: Sequence[str
     unlabelled = ImageSet(images, torch.zeros(len(items), dtype=torch.int64), trained.class_names)
     # Serving path: BatchNorm folded into the convolutions (same outputs up to rounding, fewer passes).
     model = answering_model(trained, backend)
-    probabilities = predict_batches(model, trained.batches(unlabelled)).probabilities
+    probabilities = predict_batches(model, trained.batches(unlabelled), temperature=trained.temperature).probabilities
     top = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     answers = [{"input": item, "predictions": [{"class": trained.class_names[c], "probability": float(p)}
                                                for p, c in zip(values.tolist(), classes.tolist())]}
@@ -170,7 +170,8 @@ def _explained(trained: TrainedModel, items: list[str], images: ImageSet, classe
 
     trained.require_gradients("--explain needs the PyTorch model")
     normalised = trained.normalised(images)
-    explanation = explain(trained.model, normalised, targets=classes.to(normalised.device))
+    explanation = explain(trained.model, normalised, targets=classes.to(normalised.device),
+                          temperature=trained.temperature)
     folder.mkdir(parents=True, exist_ok=True)
     figures = [folder / f"{name}.png" for name in input_file_names(items)]
     for index, figure in enumerate(figures):

@@ -45,6 +45,11 @@ class TrainedModel:
         return tuple(self.info["input_size"])  # type: ignore[return-value]
 
     @property
+    def temperature(self) -> float:
+        """What the logits are divided by before the softmax (``resnet-cifar calibrate``; 1: not calibrated)."""
+        return float(self.info.get("temperature", 1.0))
+
+    @property
     def mean(self) -> list[float]:
         return list(self.info["mean"])
 

@@ -32,7 +32,8 @@ class ServedModel:
     def classify(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities (N, classes) of uint8 images (N, C, H, W) of the model's input size."""
         unlabelled = ImageSet(images, torch.zeros(len(images), dtype=torch.int64), self.trained.class_names)
-        return predict_batches(self.network, self.trained.batches(unlabelled)).probabilities
+        return predict_batches(self.network, self.trained.batches(unlabelled),
+                               temperature=self.trained.temperature).probabilities
 
     def answer(self, uploads: list[Upload]) -> list[torch.Tensor | ResnetCifarError]:
         """Each upload's class probabilities, or why it could not be decoded; one forward pass for them all."""
@@ -57,14 +58,16 @@ class ServedModel:
         self.trained.require_gradients("explanations need a PyTorch model")
         images = self.trained.normalised(image[None])
         with self.explaining:
-            return explain(self.trained.model, images, top_k=min(top_k, len(self.trained.class_names)))
+            return explain(self.trained.model, images, top_k=min(top_k, len(self.trained.class_names)),
+                           temperature=self.trained.temperature)
 
     def info(self) -> dict[str, Any]:
         trained = self.trained
         return {"model": self.name, "architecture": trained.info["model"], "classes": trained.class_names,
                 "input_size": list(trained.input_size), "mean": trained.mean, "std": trained.std,
                 "backend": self.backend, "accuracy": self.accuracy,
-                "explanations": trained.runtime is None}  # /explain needs gradients: the PyTorch model
+                "explanations": trained.runtime is None,  # /explain needs gradients: the PyTorch model
+                "temperature": trained.temperature, "calibration": trained.info.get("calibration")}
 
 
 @dataclass
