@@ -403,9 +403,10 @@ def _add_export_parser(commands: argparse._SubParsersAction) -> None:
         "export", help="write a model as ONNX, OpenVINO IR or a torch.export program, verified against PyTorch",
         description="Export a trained model with its framework's own exporter; the class names, mean/std, input "
                     "size and temperature (resnet-cifar calibrate) travel in the file's metadata (ONNX "
-                    "metadata_props, OpenVINO rt_info, NAME.pt2.json beside a .pt2), with a SHA-256 of the weights checked at every load. The exported model's logits on a "
-                    "fixed batch must equal PyTorch's within 1e-4 of the largest logit, or nothing is written (an "
-                    "earlier file at --out stays as it was).")
+                    "metadata_props, OpenVINO rt_info, NAME.pt2.json beside a .pt2), with a SHA-256 of the "
+                    "weights checked at every load. The exported model's logits on a fixed batch must equal "
+                    "PyTorch's within 1e-4 of the largest logit, or nothing is written (an earlier file at --out "
+                    "stays as it was).")
     command.add_argument("source", nargs="?", help="run folder, model folder (model.safetensors) or .pt checkpoint")
     command.add_argument("--pretrained", metavar="NAME", help=f"export shipped weights instead ({_pretrained_names()})")
     command.add_argument("--format", required=True, choices=FORMATS, help="onnx (needs the onnx extra), openvino "
