@@ -94,15 +94,21 @@ def _given_settings(args: argparse.Namespace) -> dict:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .core.source import resolve_source
     from .inference.evaluate import evaluate, format_per_class
+    from .inference.robustness import format_robustness, parse_severities
 
     source = resolve_source(args.source, args.pretrained)
+    if args.reference is not None and args.corruptions is None:
+        raise ResnetCifarError("--reference compares corruption errors: give --corruptions too")
     results = evaluate(source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, tta=args.tta,
                        out_dir=args.out, device=args.device, download=args.download, int8=args.int8,
-                       backend=args.backend, explain=args.explain)
+                       backend=args.backend, explain=args.explain, corruptions=args.corruptions,
+                       severities=parse_severities(args.severities), reference=args.reference)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         print(format_per_class(results))
+        if "corruptions" in results:
+            print(format_robustness(results["corruptions"]))
     return 0
 
 
@@ -303,6 +309,15 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--tta", action="store_true", help="average with horizontally flipped images")
     evaluate.add_argument("--explain", action="store_true", help="also predictions-cam.png and mistakes-cam.png: "
                           "the grids with each image's Grad-CAM map of its predicted class laid over it")
+    evaluate.add_argument("--corruptions", nargs="*", metavar="NAME", help="also the accuracy on the split "
+                          "corrupted as CIFAR-10-C (all, the default, or names: gaussian_noise, shot_noise, "
+                          "impulse_noise, defocus_blur, glass_blur, motion_blur, zoom_blur, snow, frost, fog, "
+                          "brightness, contrast, elastic_transform, pixelate, jpeg_compression, speckle_noise, "
+                          "gaussian_blur, spatter, saturate), kept under the data folder; robustness.png (needs the "
+                          "corruptions extra)")
+    evaluate.add_argument("--severities", default="1-5", help="corruption severities: 1-5 (default), 3 or 1,3,5")
+    evaluate.add_argument("--reference", metavar="SOURCE", help="with --corruptions: the model the corruption "
+                          "errors are relative to (CE, mCE, relative mCE)")
     evaluate.add_argument("--int8", action="store_true", help="quantise to int8 first, calibrated on 1,000 training "
                           "images, on the CPU: with --backend openvino by NNCF (auto's choice where installed), with "
                           "onnxruntime by its static quantisation, with torch by torchao")

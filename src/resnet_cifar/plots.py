@@ -125,6 +125,29 @@ def plot_reliability(report: dict, path: Path, before: dict | None = None) -> No
     save_figure(figure, path)
 
 
+def plot_robustness(report: dict, path: Path) -> None:
+    """Accuracy against severity (0: the clean images) for each corruption, one panel per family."""
+    families = list(dict.fromkeys(report["families"].values()))
+    figure, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 3.8), sharey=True, squeeze=False)
+    for axis, family in zip(axes[0], families):
+        for name, row in report["accuracy"].items():
+            if report["families"][name] != family:
+                continue
+            severities = [0] + [int(s) for s in row]
+            marked = " *" if name in report["not_comparable_with_published"] else ""
+            axis.plot(severities, [100 * report["clean_accuracy"]] + [100 * a for a in row.values()], marker=".",
+                      label=name + marked)
+        axis.set_title(family)
+        axis.set_xlabel("severity (0: clean)")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    axes[0, 0].set_ylabel("accuracy (%)")
+    figure.suptitle(f"common corruptions: mean corruption accuracy {100 * report['mean_corruption_accuracy']:.2f}%"
+                    f" (clean {100 * report['clean_accuracy']:.2f}%)", fontsize=10)
+    save_figure(figure, path)
+
+
 def plot_confusion(matrix: torch.Tensor, class_names: Sequence[str], path: Path) -> None:
     """Confusion matrix (rows: truth, columns: prediction) with counts written in the cells when few classes."""
     size = max(5.0, 0.45 * len(class_names))

@@ -3,7 +3,7 @@ grids."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -11,12 +11,14 @@ import torch
 from ..core.batches import Predictions, predict_batches
 from ..core.source import ModelSource
 from ..data import ImageSet, load_dataset
+from ..data.corruptions import SEVERITIES, check_corruptions
 from ..errors import ResnetCifarError
 from ..files import atomic_write_json
-from ..plots import overlaid, plot_confusion, plot_image_grid, plot_reliability
+from ..plots import overlaid, plot_confusion, plot_image_grid, plot_reliability, plot_robustness
 from .backends import choose_backend, load_for_backend, runnable
 from .calibration import calibration_report
 from .export import INT8_CALIBRATION_IMAGES
+from .robustness import corruption_accuracies, robustness_report
 from .trained import TrainedModel
 
 GRID_IMAGES = 64
@@ -25,7 +27,9 @@ GRID_IMAGES = 64
 def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | None = None,
              data_dir: str | Path | None = None, split: str = "test", tta: bool = False,
              out_dir: str | Path | None = None, device: str = "auto", download: bool = True, int8: bool = False,
-             backend: str | None = None, explain: bool = False) -> dict[str, Any]:
+             backend: str | None = None, explain: bool = False, corruptions: Sequence[str] | None = None,
+             severities: Sequence[int] = SEVERITIES,
+             reference: TrainedModel | ModelSource | str | Path | None = None) -> dict[str, Any]:
     """Evaluate a model (loaded, or its source: saved weights, an exported file, shipped weights) on a dataset
     split; writes ``eval.json`` and the figures, returns the results.
 
@@ -35,8 +39,11 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
     PyTorch, or the runtime of an exported file). ``int8`` evaluates the model quantised to int8 on the CPU,
     calibrated on training images (OpenVINO + NNCF, or PyTorch + torchao). ``explain`` also draws the grids with
     each image's Grad-CAM map for its predicted class laid over it (``predictions-cam.png``, ``mistakes-cam.png``;
-    the PyTorch model's maps, float32).
+    the PyTorch model's maps, float32). ``corruptions`` (names, or ``["all"]``) also measures the accuracy on
+    the split corrupted as CIFAR-10-C at ``severities`` (``inference.robustness``; the corrupted copies are kept
+    under ``data_dir``), relative to a ``reference`` model when one is given, and draws ``robustness.png``.
     """
+    names = check_corruptions(list(corruptions)) if corruptions is not None else None  # refused before any work
     trained = load_for_backend(model, backend, device, int8=int8)
     if explain:
         trained.require_gradients("--explain needs the PyTorch model")
@@ -62,10 +69,35 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
         raise ResnetCifarError("give out_dir: this model was not loaded from a folder or file, so its reports have "
                                "no folder of their own")
     out = Path(out_dir) if out_dir is not None else trained.source.folder
+    if names is not None:
+        results["corruptions"] = _robustness(trained, model, data, names, severities, results["accuracy"], data_dir,
+                                             tta, reference, backend, device)
     cam = _cam_pictures(trained, data, predictions.predicted) if explain else None
     write_reports(out, data.images, predictions, trained.class_names, results, cam=cam)
     plot_reliability(results["calibration"], out / "reliability.png", results.get("calibration_before_scaling"))
+    if names is not None:
+        plot_robustness(results["corruptions"], out / "robustness.png")
     return results
+
+
+def _robustness(trained: TrainedModel, model: torch.nn.Module, data: ImageSet, names: list[str],
+                severities: Sequence[int], clean_accuracy: float, data_dir: str | Path, tta: bool,
+                reference: TrainedModel | ModelSource | str | Path | None, backend: str,
+                device: str) -> dict[str, Any]:
+    """The accuracy under each corruption, and the reference's on the same corrupted images."""
+    table = corruption_accuracies(model, trained, data, names, severities, data_dir=data_dir, tta=tta)
+    compared = None
+    if reference is not None:
+        other = load_for_backend(reference, backend, device)
+        if other.class_names != trained.class_names or other.input_size != trained.input_size:
+            raise ResnetCifarError(f"--reference takes {len(other.class_names)} classes at {other.input_size}, the "
+                                   f"model {len(trained.class_names)} at {trained.input_size}: give a reference "
+                                   f"trained on the same dataset")
+        other_model = runnable(other, choose_backend(other, backend), None)
+        other_clean = predict_batches(other_model, other.batches(data), tta=tta, temperature=other.temperature)
+        compared = (other_clean.accuracy, corruption_accuracies(other_model, other, data, names, severities,
+                                                                data_dir=data_dir, tta=tta))
+    return robustness_report(clean_accuracy, table, reference=compared)
 
 
 def _cam_pictures(trained: TrainedModel, data: ImageSet,

@@ -1,0 +1,110 @@
+"""Accuracy under common corruptions (CIFAR-10-C's, ``data.corruptions``): per corruption and severity, the mean
+corruption accuracy, and with a reference model the corruption errors relative to it (Hendrycks and Dietterich
+2019: CE and relative CE per corruption, their means mCE and relative mCE over the benchmark's 15)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from torch import nn
+from tqdm import tqdm
+
+from ..core.batches import predict_batches
+from ..data import ImageSet
+from ..data.corrupted import corrupted_set
+from ..data.corruptions import BENCHMARK, CORRUPTIONS, NOT_COMPARABLE, SEVERITIES
+from ..errors import ResnetCifarError
+from .trained import TrainedModel
+
+
+def parse_severities(text: str) -> list[int]:
+    """``--severities``: ``1-5``, ``3`` or ``1,3,5``; a one-line refusal outside 1-5."""
+    try:
+        if "-" in text:
+            low, high = (int(part) for part in text.split("-", 1))
+            chosen = list(range(low, high + 1))
+        else:
+            chosen = [int(part) for part in text.split(",")]
+    except ValueError:
+        chosen = []
+    if not chosen or any(severity not in SEVERITIES for severity in chosen):
+        raise ResnetCifarError(f"--severities {text!r}: give severities from 1 to 5, as 1-5, 3 or 1,3,5")
+    return sorted(set(chosen))
+
+
+def corruption_accuracies(model: nn.Module, trained: TrainedModel, clean: ImageSet, names: Sequence[str],
+                          severities: Sequence[int], *, data_dir: str | Path, seed: int = 0,
+                          tta: bool = False) -> dict[str, dict[int, float]]:
+    """Accuracy of ``model`` (runnable, preprocessing as ``trained``) on each corrupted copy of ``clean``; the copies
+    come from the cache under ``data_dir`` or are made and kept there."""
+    table: dict[str, dict[int, float]] = {name: {} for name in names}
+    pairs = [(name, severity) for name in names for severity in severities]
+    for name, severity in tqdm(pairs, desc="corruptions", unit="set", disable=None):
+        corrupted = corrupted_set(clean, name, severity, data_dir=data_dir, seed=seed)
+        table[name][severity] = predict_batches(model, trained.batches(corrupted), tta=tta,
+                                                temperature=trained.temperature).accuracy
+    return table
+
+
+def robustness_report(clean_accuracy: float, table: dict[str, dict[int, float]], *,
+                      reference: tuple[float, dict[str, dict[int, float]]] | None = None) -> dict[str, Any]:
+    """The table, each corruption's mean accuracy, the mean corruption accuracy over the benchmark's corruptions
+    that were run (all of them when only extra ones were), and with ``reference`` (its clean accuracy and table on
+    the same sets) each corruption's CE = sum of errors / the reference's, relative CE = sum of (error - clean
+    error) / the reference's, and their means over the benchmark's corruptions: mCE and relative mCE."""
+    names = list(table)
+    counted = [name for name in names if name in BENCHMARK] or names
+    means = {name: sum(row.values()) / len(row) for name, row in table.items()}
+    report: dict[str, Any] = {
+        "clean_accuracy": clean_accuracy, "accuracy": {name: {str(s): a for s, a in row.items()} for name, row in
+                                                       table.items()},
+        "mean_accuracy": means, "mean_corruption_accuracy": sum(means[name] for name in counted) / len(counted),
+        "averaged_over": counted, "families": {name: CORRUPTIONS[name][0] for name in names},
+        "not_comparable_with_published": [name for name in names if name in NOT_COMPARABLE]}
+    if reference is not None:
+        reference_clean, reference_table = reference
+        errors = {name: {s: 1 - a for s, a in row.items()} for name, row in table.items()}
+        theirs = {name: {s: 1 - a for s, a in row.items()} for name, row in reference_table.items()}
+        ce, relative = {}, {}
+        for name in names:
+            ce[name] = sum(errors[name].values()) / max(sum(theirs[name].values()), 1e-12)
+            their_drop = sum(e - (1 - reference_clean) for e in theirs[name].values())
+            our_drop = sum(e - (1 - clean_accuracy) for e in errors[name].values())
+            relative[name] = our_drop / their_drop if abs(their_drop) > 1e-12 else None
+        report.update({"reference_clean_accuracy": reference_clean, "corruption_error": ce,
+                       "relative_corruption_error": relative, "mce": sum(ce[n] for n in counted) / len(counted),
+                       "relative_mce": _mean([relative[n] for n in counted]),
+                       "reference_accuracy": {n: {str(s): a for s, a in row.items()} for n, row in
+                                              reference_table.items()}})
+    return report
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return sum(known) / len(known) if known else None
+
+
+def format_robustness(report: dict[str, Any]) -> str:
+    """A table of accuracy per corruption and severity, then the means (and the errors relative to the reference)."""
+    severities = list(next(iter(report["accuracy"].values())))
+    lines = [f"{'corruption':<18} " + " ".join(f"{'s' + s:>7}" for s in severities) + f" {'mean':>7}"
+             + ("  CE     rel. CE" if "mce" in report else "")]
+    for name, row in report["accuracy"].items():
+        marks = " *" if name in report["not_comparable_with_published"] else ""
+        line = f"{name + marks:<18} " + " ".join(f"{100 * row[s]:>6.2f}%" for s in severities)
+        line += f" {100 * report['mean_accuracy'][name]:>6.2f}%"
+        if "mce" in report:
+            relative = report["relative_corruption_error"][name]
+            line += f"  {100 * report['corruption_error'][name]:>5.1f}  " + (
+                f"{100 * relative:>6.1f}" if relative is not None else "     -")
+        lines.append(line)
+    lines.append(f"clean {100 * report['clean_accuracy']:.2f}%, mean corruption accuracy "
+                 f"{100 * report['mean_corruption_accuracy']:.2f}% (over {len(report['averaged_over'])} "
+                 f"corruptions)")
+    if "mce" in report:
+        relative = report["relative_mce"]
+        lines.append(f"mCE {100 * report['mce']:.1f}, relative mCE "
+                     f"{'-' if relative is None else f'{100 * relative:.1f}'} (reference = 100)")
+    if report["not_comparable_with_published"]:
+        lines.append("* generated differently from CIFAR-10-C's reference: not comparable with published figures")
+    return "\n".join(lines)
