@@ -16,6 +16,9 @@
 #   faithfulness  deletion curves of every explanation method for the ResNet-18 of the fast step (trained first
 #             when that step has not run in this call), pixel by pixel and by 4x4 patches, 1,000 test images
 #             (benchmarks/explain_faithfulness.py): $OUT/faithfulness.tgz
+#   robustness  a ResNet-18 by the fast recipe with 5,000 validation images held out, calibrated on them, then
+#             `eval --corruptions` (all 19, severities 1-5, the sets made by every CPU core) relative to the shipped
+#             resnet20, and the shipped resnet20 on the same sets (cache warm): $OUT/robustness.tgz
 # A call of the device tool may run up to 10 minutes: on an H100, `tests bench fast`, then `baseline`, then
 # `default compiled graphs` fit one call each. Afterwards, on any machine, `benchmarks/gpu/collect.py` turns the
 # fetched folders into one JSON and figure under benchmarks/results/.
@@ -31,6 +34,7 @@ if [ -n "${SMOKE:-}" ]; then
     train_args=(--model resnet20 --epochs 1 --train-subset 256 --batch-size 64)
     baseline_args=(--epochs 1 --max-batches 2 --workers 2)
     FAITHFULNESS_OPTIONS=${FAITHFULNESS_OPTIONS:-"--images 20 --steps 2 --methods gradcam"}
+    CORRUPTION_OPTIONS=${CORRUPTION_OPTIONS:-"fog --severities 1"}
 else
     bench_args=(--models resnet18 resnet20 --batch-sizes 128 512 --steps 20 --warmup 5)
     train_args=()
@@ -99,6 +103,21 @@ PY
                 --figure "$OUT/faithfulness/fast-patch$patch.png" 2>&1 | tee "$OUT/faithfulness/patch$patch.log"
         done
         tar -czf "$OUT/faithfulness.tgz" -C "$OUT" faithfulness && rm -rf "$OUT/faithfulness" ;;
+    robustness)
+        train_recipe calibrated fast --val-split 5000
+        mkdir -p "$OUT/robustness"
+        python3 -m resnet_cifar calibrate /tmp/runs/calibrated --json 2>&1 | tee "$OUT/robustness/calibrate.json" || true
+        shipped=$(python3 -c 'from resnet_cifar.models.weights import pretrained_weights as w; print(w("resnet20"))')
+        for model in calibrated shipped; do
+            source=(/tmp/runs/calibrated --reference "$shipped")
+            [ $model = shipped ] && source=(--pretrained resnet20)
+            start=$SECONDS
+            python3 -m resnet_cifar eval "${source[@]}" --data-dir $data --no-download --device "$DEVICE" \
+                --out "$OUT/robustness/$model" --corruptions ${CORRUPTION_OPTIONS:-} 2>&1 | tr '\r' '\n' \
+                | grep -v "set/s\|s/set" | tee "$OUT/robustness/$model.txt"
+            echo "seconds $((SECONDS - start))" | tee -a "$OUT/robustness/$model.txt"
+        done
+        tar -czf "$OUT/robustness.tgz" -C "$OUT" robustness && rm -rf "$OUT/robustness" ;;
     ddp)
         if [ "$(python3 -c 'import torch; print(torch.cuda.device_count())')" -lt 2 ]; then
             echo "ddp: skipped, fewer than 2 GPUs" | tee "$OUT/ddp.log"
@@ -106,8 +125,8 @@ PY
             python3 -m pytest -q -rA tests/test_gpu_ddp.py 2>&1 | tee "$OUT/ddp.log" || true
         fi ;;
     *)
-        echo "unknown step $step: choose tests, bench, fast, compiled, graphs, ema, default, baseline, airbench, ddp" \
-             "or faithfulness" >&2
+        echo "unknown step $step: choose tests, bench, fast, compiled, graphs, ema, default, baseline, airbench, ddp," \
+             "faithfulness or robustness" >&2
         exit 2 ;;
     esac
 done

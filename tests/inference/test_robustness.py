@@ -106,3 +106,14 @@ def test_a_reference_of_other_classes_and_bad_options_are_refused(tmp_path, caps
         assert main(["eval", "--pretrained", "resnet20", "--dataset", "cifar10-sample", "--data-dir", str(tmp_path),
                      "--out", str(tmp_path / "cli"), *arguments]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_processes_filling_the_cache_make_what_one_process_makes(clean, tmp_path) -> None:
+    pairs = [("fog", 1), ("contrast", 5), ("glass_blur", 2)]
+    made = list(cache.fill_cache(clean, pairs, data_dir=tmp_path / "pool", seed=1, workers=2))
+    assert sorted(made) == sorted(pairs)
+    assert list(cache.fill_cache(clean, pairs, data_dir=tmp_path / "pool", seed=1, workers=2)) == []  # all there
+    for name, severity in pairs:
+        pooled = cache.corrupted_set(clean, name, severity, data_dir=tmp_path / "pool", seed=1)
+        alone = cache.corrupted_set(clean, name, severity, data_dir=tmp_path / "alone", seed=1)
+        assert (pooled.images == alone.images).all()

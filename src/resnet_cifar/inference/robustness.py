@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from ..core.batches import predict_batches
 from ..data import ImageSet
-from ..data.corrupted import corrupted_set
+from ..data.corrupted import corrupted_set, fill_cache
 from ..data.corruptions import BENCHMARK, CORRUPTIONS, NOT_COMPARABLE, SEVERITIES
 from ..errors import ResnetCifarError
 from .trained import TrainedModel
@@ -39,7 +39,10 @@ def corruption_accuracies(model: nn.Module, trained: TrainedModel, clean: ImageS
     come from the cache under ``data_dir`` or are made and kept there."""
     table: dict[str, dict[int, float]] = {name: {} for name in names}
     pairs = [(name, severity) for name in names for severity in severities]
-    for name, severity in tqdm(pairs, desc="corruptions", unit="set", disable=None):
+    made = fill_cache(clean, pairs, data_dir=data_dir, seed=seed)
+    for _ in tqdm(made, desc="corrupting", unit="set", disable=None):
+        pass
+    for name, severity in tqdm(pairs, desc="evaluating", unit="set", disable=None):
         corrupted = corrupted_set(clean, name, severity, data_dir=data_dir, seed=seed)
         table[name][severity] = predict_batches(model, trained.batches(corrupted), tta=tta,
                                                 temperature=trained.temperature).accuracy
