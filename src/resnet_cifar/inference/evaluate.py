@@ -18,7 +18,7 @@ from ..plots import overlaid, plot_confusion, plot_image_grid, plot_reliability,
 from .backends import choose_backend, load_for_backend, runnable
 from .calibration import calibration_report
 from .export import INT8_CALIBRATION_IMAGES
-from .robustness import corruption_accuracies, robustness_report
+from .robustness import Runner, corruption_accuracies, robustness_report
 from .trained import TrainedModel
 
 GRID_IMAGES = 64
@@ -70,8 +70,8 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
                                "no folder of their own")
     out = Path(out_dir) if out_dir is not None else trained.source.folder
     if names is not None:
-        results["corruptions"] = _robustness(trained, model, data, names, severities, results["accuracy"], data_dir,
-                                             tta, reference, backend, device)
+        results["corruptions"] = _robustness(trained, model, data, names, severities, data_dir, tta, int8,
+                                             reference, backend, device)
     cam = _cam_pictures(trained, data, predictions.predicted) if explain else None
     write_reports(out, data.images, predictions, trained.class_names, results, cam=cam)
     plot_reliability(results["calibration"], out / "reliability.png", results.get("calibration_before_scaling"))
@@ -81,11 +81,13 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
 
 
 def _robustness(trained: TrainedModel, model: torch.nn.Module, data: ImageSet, names: list[str],
-                severities: Sequence[int], clean_accuracy: float, data_dir: str | Path, tta: bool,
+                severities: Sequence[int], data_dir: str | Path, tta: bool, int8: bool,
                 reference: TrainedModel | ModelSource | str | Path | None, backend: str,
                 device: str) -> dict[str, Any]:
-    """The accuracy under each corruption, and the reference's on the same corrupted images."""
-    table = corruption_accuracies(model, trained, data, names, severities, data_dir=data_dir, tta=tta)
+    """The accuracy under each corruption, and the reference's on the same corrupted images; the clean accuracy
+    of the report measured as the corrupted ones are (``Runner``)."""
+    runner = Runner.for_backend(trained, model, backend, int8)
+    table = corruption_accuracies(runner, data, names, severities, data_dir=data_dir, tta=tta)
     compared = None
     if reference is not None:
         other = load_for_backend(reference, backend, device)
@@ -93,11 +95,11 @@ def _robustness(trained: TrainedModel, model: torch.nn.Module, data: ImageSet, n
             raise ResnetCifarError(f"--reference takes {len(other.class_names)} classes at {other.input_size}, the "
                                    f"model {len(trained.class_names)} at {trained.input_size}: give a reference "
                                    f"trained on the same dataset")
-        other_model = runnable(other, choose_backend(other, backend), None)
-        other_clean = predict_batches(other_model, other.batches(data), tta=tta, temperature=other.temperature)
-        compared = (other_clean.accuracy, corruption_accuracies(other_model, other, data, names, severities,
-                                                                data_dir=data_dir, tta=tta))
-    return robustness_report(clean_accuracy, table, reference=compared)
+        chosen = choose_backend(other, backend)
+        theirs = Runner.for_backend(other, runnable(other, chosen, None), chosen)
+        compared = (theirs.accuracy(data, tta), corruption_accuracies(theirs, data, names, severities,
+                                                                      data_dir=data_dir, tta=tta))
+    return robustness_report(runner.accuracy(data, tta), table, reference=compared, precision=runner.precision)
 
 
 def _cam_pictures(trained: TrainedModel, data: ImageSet,
