@@ -587,7 +587,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         settings["batch_size"] = args.batch_size
     recipes = args.recipe or ["default"]
     if len(recipes) == 1:
-        compare(args.models, recipe=recipes[0], out=args.out, quiet=args.quiet, **settings)
+        from .inference.robustness import parse_severities
+
+        compare(args.models, recipe=recipes[0], out=args.out, quiet=args.quiet, corruptions=args.corruptions,
+                severities=parse_severities(args.severities), **settings)
+    elif args.corruptions is not None:
+        raise ResnetCifarError("--corruptions adds columns to a comparison of models: give one recipe")
     elif len(args.models) != 1:
         raise ResnetCifarError(f"several recipes are compared on one model, got {len(args.models)}: give one model")
     else:
@@ -650,6 +655,10 @@ def _add_experiment_parser(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--recipe", action="append", choices=list(RECIPES), help="the recipe of every run "
                          "(default: default); repeat it to compare recipes on one model, the first as the reference")
     compare.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    compare.add_argument("--corruptions", nargs="*", metavar="NAME", help="also each model's mean accuracy on the "
+                         "test split corrupted as CIFAR-10-C (all, the default, or names: see 'eval --help') and its "
+                         "relative mCE against the first model")
+    compare.add_argument("--severities", default="1-5", help="corruption severities: 1-5 (default), 3 or 1,3,5")
     compare.set_defaults(handler=_cmd_compare)
 
 

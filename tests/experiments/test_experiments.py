@@ -138,3 +138,19 @@ def test_compare_recipes_on_one_model_from_the_command_line(tmp_path, capsys) ->
     assert main(["experiment", "compare", "resnet20", "--recipe", "fast", "--recipe", "fast",
                  "--out", str(tmp_path / "same")]) == 2
     assert "two or more different recipes" in capsys.readouterr().err
+
+
+def test_compare_adds_robustness_columns_relative_to_the_first_model(tmp_path, capsys) -> None:
+    pytest.importorskip("scipy", reason="the corruptions need the corruptions extra (SciPy)")
+    code = main(["experiment", "compare", "resnet20", "lenet5", "--dataset", "cifar10-sample", "--data-dir",
+                 str(tmp_path / "data"), "--train-subset", "200", "--epochs", "1", "--batch-size", "50", "--device",
+                 "cpu", "--out", str(tmp_path), "--quiet", "--corruptions", "fog", "contrast", "--severities", "5"])
+    assert code == 0
+    first, second = (run["corruptions"] for run in json.loads((tmp_path / "results.json").read_text())["runs"])
+    assert first["relative_mce"] == pytest.approx(1.0) and first["mce"] == pytest.approx(1.0)
+    assert 0 < second["mean_corruption_accuracy"] < 1 and second["mce"] != pytest.approx(1.0)
+    assert "relative mCE (resnet20 = 100)" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "lenet5" / "robustness.png").is_file()
+    assert main(["experiment", "compare", "resnet20", "--recipe", "fast", "--recipe", "default", "--corruptions",
+                 "--out", str(tmp_path / "recipes")]) == 2
+    assert "give one recipe" in capsys.readouterr().err

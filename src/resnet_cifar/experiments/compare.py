@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..data.corruptions import SEVERITIES
 from ..errors import ResnetCifarError
 from ..models import model_spec
 from ..training.recipes import recipe_config
@@ -14,8 +15,11 @@ from .runner import Finished, run_all
 
 
 def compare(models: Sequence[str], *, recipe: str = "default", out: str | Path = "experiments/compare",
-            quiet: bool = False, **settings: Any) -> list[Finished]:
-    """Train each model with recipe ``recipe`` (``settings`` override it); tabulate and plot them in ``out``."""
+            quiet: bool = False, corruptions: Sequence[str] | None = None, severities: Sequence[int] = SEVERITIES,
+            **settings: Any) -> list[Finished]:
+    """Train each model with recipe ``recipe`` (``settings`` override it); tabulate and plot them in ``out``.
+    ``corruptions`` (names or ``["all"]``) adds each model's mean corruption accuracy (``eval --corruptions``,
+    written to ``eval.json`` in its run folder) and its relative mCE against the first model."""
     if len(set(models)) != len(models):
         raise ResnetCifarError("a model is listed twice: give each model once")
     out = Path(out)
@@ -31,9 +35,16 @@ def compare(models: Sequence[str], *, recipe: str = "default", out: str | Path =
         data.append({"model": run.name, "kind": kind, "parameters": params, "macs": macs, "test_acc": accuracy,
                      "train_seconds": run.train_seconds, "epochs": len(run.history)})
         sizes.append(params)
+    headers = ["model", "kind", "parameters", "MMACs", "test accuracy %", "training minutes", "s / epoch"]
+    if corruptions is not None:
+        headers += ["mean corruption accuracy %", f"relative mCE ({runs[0].name} = 100)"]
+        for row, entry, report in zip(rows, data, _robustness(runs, corruptions, severities)):
+            relative = report.get("relative_mce")
+            row += [percent(report["mean_corruption_accuracy"]), "-" if relative is None else f"{100 * relative:.1f}"]
+            entry["corruptions"] = {key: report.get(key) for key in ("mean_corruption_accuracy", "mce",
+                                                                      "relative_mce", "precision")}
     plot_comparison(runs, sizes, out / "comparison.png")
-    table = markdown_table(["model", "kind", "parameters", "MMACs", "test accuracy %", "training minutes",
-                            "s / epoch"], rows)
+    table = markdown_table(headers, rows)
     settings_text = (f"{settings_line(runs[0].config)} MMACs: millions of multiply-accumulates per image. "
                      f"Figure: comparison.png.")
     write_results(out, "Model comparison", table, {"recipe": recipe, "runs": data}, settings_text)
@@ -74,6 +85,19 @@ def compare_recipes(model: str, recipes: Sequence[str], *, out: str | Path = "ex
     write_results(out, "Recipe comparison", table, {"model": model, "runs": data}, text)
     show(f"\n{table}\n\nfigure and tables: {out}", quiet)
     return runs
+
+
+def _robustness(runs: list[Finished], corruptions: Sequence[str], severities: Sequence[int]) -> list[dict[str, Any]]:
+    """Each run's corruption report (``eval --corruptions`` into its folder), relative to the first run's table."""
+    from ..inference.evaluate import evaluate  # the corruptions need SciPy: only when asked for
+    from ..inference.robustness import robustness_report
+
+    reports = [evaluate(run.folder, corruptions=corruptions, severities=severities)["corruptions"] for run in runs]
+    tables = [{name: {int(s): a for s, a in row.items()} for name, row in report["accuracy"].items()}
+              for report in reports]
+    reference = (reports[0]["clean_accuracy"], tables[0])
+    return [robustness_report(report["clean_accuracy"], table, reference=reference, precision=report["precision"])
+            for report, table in zip(reports, tables)]
 
 
 def _wall_minutes(row: dict[str, Any]) -> float:
