@@ -102,7 +102,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     results = evaluate(source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, tta=args.tta,
                        out_dir=args.out, device=args.device, download=args.download, int8=args.int8,
                        backend=args.backend, explain=args.explain, corruptions=args.corruptions,
-                       severities=parse_severities(args.severities), reference=args.reference)
+                       severities=parse_severities(args.severities), corruption_seed=args.seed,
+                       reference=args.reference)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -318,6 +319,8 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--severities", default="1-5", help="corruption severities: 1-5 (default), 3 or 1,3,5")
     evaluate.add_argument("--reference", metavar="SOURCE", help="with --corruptions: the model the corruption "
                           "errors are relative to (CE, mCE, relative mCE)")
+    evaluate.add_argument("--seed", type=int, default=0, help="with --corruptions: the seed of the corrupted images "
+                          "(default 0; each seed's sets are kept apart)")
     evaluate.add_argument("--int8", action="store_true", help="quantise to int8 first, calibrated on 1,000 training "
                           "images, on the CPU: with --backend openvino by NNCF (auto's choice where installed), with "
                           "onnxruntime by its static quantisation, with torch by torchao")

@@ -173,3 +173,45 @@ def test_bad_names_severities_and_images_are_refused(photos) -> None:
             C.corrupt(photos, "fog", severity, 0)
     with pytest.raises(ResnetCifarError, match="uint8 RGB"):
         C.corrupt(photos.astype(np.float32), "fog", 1, 0)
+
+
+def _cv2():
+    return pytest.importorskip("cv2", reason="the OpenCV cross-checks need opencv-python-headless (dev extra)")
+
+
+@pytest.mark.parametrize("severity", [1, 2, 3, 4, 5])
+def test_the_defocus_disk_and_filter_equal_opencvs(severity, photos) -> None:
+    cv2 = _cv2()
+    radius, alias_blur = ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1))[severity - 1]
+    grid = np.arange(-8, 9)
+    x, y = np.meshgrid(grid, grid)
+    aliased = np.array(x ** 2 + y ** 2 <= radius ** 2, dtype=np.float32)
+    aliased /= aliased.sum()
+    theirs = cv2.GaussianBlur(aliased, ksize=(3, 3), sigmaX=alias_blur)  # the reference's disk()
+    assert np.allclose(C._disk(radius, alias_blur), theirs, atol=1e-6)
+    image = photos[0] / 255.0
+    filtered = np.stack([cv2.filter2D(image[:, :, d], -1, theirs) for d in range(3)], axis=-1)
+    ours = C.defocus_blur(photos[:1], severity, np.random.default_rng(0))[0]
+    assert np.abs(ours - np.clip(filtered, 0, 1) * 255).max() < 1e-3
+
+
+def test_grey_and_histogram_equalisation_equal_opencvs(photos) -> None:
+    cv2 = _cv2()
+    image = (photos[0] / 255.0).astype(np.float32)
+    assert np.allclose(C._grey(image)[..., 0], cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), atol=1e-6)
+    rng = np.random.default_rng(0)
+    for layer in (rng.integers(0, 21, size=(32, 32), dtype=np.uint8), photos[1, :, :, 0]):
+        assert np.array_equal(C._equalised(layer), cv2.equalizeHist(layer))
+
+
+def test_the_elastic_affine_warp_equals_opencvs(photos) -> None:
+    """Severity 1 has no displacement field: only the random affine warp of the reference's three points."""
+    cv2 = _cv2()
+    ours = C.elastic_transform(photos[:1], 1, np.random.default_rng(7))[0]
+    centre, half = np.float32(16), 10
+    source = np.float32([[centre + half, centre + half], [centre + half, centre - half], [centre - half,
+                         centre - half]])
+    target = source + np.random.default_rng(7).uniform(-2.56, 2.56, size=(1, 3, 2)).astype(np.float32)[0]
+    warp = cv2.getAffineTransform(source, target)
+    theirs = cv2.warpAffine((photos[0] / 255.0).astype(np.float32), warp, (32, 32), borderMode=cv2.BORDER_REFLECT_101)
+    assert np.abs(ours - np.clip(theirs, 0, 1) * 255).max() < 1e-2  # float32 rounding

@@ -89,6 +89,9 @@ def test_eval_measures_corruptions_against_a_reference_and_draws_them(tmp_path) 
     assert (tmp_path / "eval" / "robustness.png").is_file()
     assert json.loads((tmp_path / "eval" / "eval.json").read_text())["corruptions"]["mce"] == pytest.approx(1.0)
     assert list((tmp_path / "data" / "corrupted").iterdir())  # kept under the data folder
+    reseeded = evaluate(shipped, dataset="cifar10-sample", data_dir=tmp_path / "data", out_dir=tmp_path / "seed",
+                        device="cpu", corruptions=["fog"], severities=[5], corruption_seed=9)["corruptions"]
+    assert reseeded["seed"] == 9 and report["seed"] == 0 and len(list((tmp_path / "data" / "corrupted").iterdir())) == 2
 
 
 def test_a_reference_of_other_classes_and_bad_options_are_refused(tmp_path, capsys) -> None:

@@ -28,7 +28,7 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
              data_dir: str | Path | None = None, split: str = "test", tta: bool = False,
              out_dir: str | Path | None = None, device: str = "auto", download: bool = True, int8: bool = False,
              backend: str | None = None, explain: bool = False, corruptions: Sequence[str] | None = None,
-             severities: Sequence[int] = SEVERITIES,
+             severities: Sequence[int] = SEVERITIES, corruption_seed: int = 0,
              reference: TrainedModel | ModelSource | str | Path | None = None) -> dict[str, Any]:
     """Evaluate a model (loaded, or its source: saved weights, an exported file, shipped weights) on a dataset
     split; writes ``eval.json`` and the figures, returns the results.
@@ -41,7 +41,8 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
     each image's Grad-CAM map for its predicted class laid over it (``predictions-cam.png``, ``mistakes-cam.png``;
     the PyTorch model's maps, float32). ``corruptions`` (names, or ``["all"]``) also measures the accuracy on
     the split corrupted as CIFAR-10-C at ``severities`` (``inference.robustness``; the corrupted copies are kept
-    under ``data_dir``), relative to a ``reference`` model when one is given, and draws ``robustness.png``.
+    under ``data_dir``; the same images for the same ``corruption_seed``), relative to a ``reference`` model when
+    one is given, and draws ``robustness.png``.
     """
     names = check_corruptions(list(corruptions)) if corruptions is not None else None  # refused before any work
     trained = load_for_backend(model, backend, device, int8=int8)
@@ -70,8 +71,8 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
                                "no folder of their own")
     out = Path(out_dir) if out_dir is not None else trained.source.folder
     if names is not None:
-        results["corruptions"] = _robustness(trained, model, data, names, severities, data_dir, tta, int8,
-                                             reference, backend, device)
+        results["corruptions"] = _robustness(trained, model, data, names, severities, data_dir, corruption_seed,
+                                             tta, int8, reference, backend, device)
     cam = _cam_pictures(trained, data, predictions.predicted) if explain else None
     write_reports(out, data.images, predictions, trained.class_names, results, cam=cam)
     plot_reliability(results["calibration"], out / "reliability.png", results.get("calibration_before_scaling"))
@@ -81,13 +82,13 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
 
 
 def _robustness(trained: TrainedModel, model: torch.nn.Module, data: ImageSet, names: list[str],
-                severities: Sequence[int], data_dir: str | Path, tta: bool, int8: bool,
+                severities: Sequence[int], data_dir: str | Path, seed: int, tta: bool, int8: bool,
                 reference: TrainedModel | ModelSource | str | Path | None, backend: str,
                 device: str) -> dict[str, Any]:
     """The accuracy under each corruption, and the reference's on the same corrupted images; the clean accuracy
     of the report measured as the corrupted ones are (``Runner``)."""
     runner = Runner.for_backend(trained, model, backend, int8)
-    table = corruption_accuracies(runner, data, names, severities, data_dir=data_dir, tta=tta)
+    table = corruption_accuracies(runner, data, names, severities, data_dir=data_dir, seed=seed, tta=tta)
     compared = None
     if reference is not None:
         other = load_for_backend(reference, backend, device)
@@ -98,8 +99,9 @@ def _robustness(trained: TrainedModel, model: torch.nn.Module, data: ImageSet, n
         chosen = choose_backend(other, backend)
         theirs = Runner.for_backend(other, runnable(other, chosen, None), chosen)
         compared = (theirs.accuracy(data, tta), corruption_accuracies(theirs, data, names, severities,
-                                                                      data_dir=data_dir, tta=tta))
-    return robustness_report(runner.accuracy(data, tta), table, reference=compared, precision=runner.precision)
+                                                                      data_dir=data_dir, seed=seed, tta=tta))
+    report = robustness_report(runner.accuracy(data, tta), table, reference=compared, precision=runner.precision)
+    return {**report, "seed": seed}
 
 
 def _cam_pictures(trained: TrainedModel, data: ImageSet,
