@@ -215,3 +215,19 @@ def test_the_elastic_affine_warp_equals_opencvs(photos) -> None:
     warp = cv2.getAffineTransform(source, target)
     theirs = cv2.warpAffine((photos[0] / 255.0).astype(np.float32), warp, (32, 32), borderMode=cv2.BORDER_REFLECT_101)
     assert np.abs(ours - np.clip(theirs, 0, 1) * 255).max() < 1e-2  # float32 rounding
+
+
+@pytest.mark.parametrize("severity", [1, 5])
+def test_pixelate_and_jpeg_are_the_references_pillow_steps(severity, photos) -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    factor, quality = (0.95, 0.9, 0.85, 0.75, 0.65)[severity - 1], (80, 65, 58, 50, 40)[severity - 1]
+    image = Image.fromarray(photos[0])
+    small = (int(32 * factor), int(32 * factor))
+    pixelated = np.asarray(image.resize(small, Image.BOX).resize((32, 32), Image.BOX))
+    assert np.array_equal(C.corrupt(photos[:1], "pixelate", severity, 0)[0], pixelated)
+    buffer = BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    assert np.array_equal(C.corrupt(photos[:1], "jpeg_compression", severity, 0)[0], np.asarray(Image.open(buffer)))
