@@ -120,3 +120,12 @@ def test_processes_filling_the_cache_make_what_one_process_makes(clean, tmp_path
         pooled = cache.corrupted_set(clean, name, severity, data_dir=tmp_path / "pool", seed=1)
         alone = cache.corrupted_set(clean, name, severity, data_dir=tmp_path / "alone", seed=1)
         assert (pooled.images == alone.images).all()
+
+
+def test_the_help_names_every_corruption(capsys) -> None:
+    from resnet_cifar.data.corruptions import CORRUPTIONS
+
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    listed = " ".join(capsys.readouterr().out.split())
+    assert all(name in listed for name in CORRUPTIONS)

@@ -17,7 +17,7 @@ from ..data import ImageSet
 from ..data.corrupted import corrupted_set, fill_cache
 from ..data.corruptions import BENCHMARK, CORRUPTIONS, NOT_COMPARABLE, SEVERITIES
 from ..errors import ResnetCifarError
-from ..models.fold import fold_batchnorm
+from .backends import answering_model
 from .trained import TrainedModel
 
 
@@ -53,7 +53,7 @@ class Runner:
         BENCHMARKS.md); runtimes and int8 models as they are."""
         if backend != "torch" or trained.runtime is not None or int8:
             return cls(model, trained)
-        fast = fold_batchnorm(trained.model).to(memory_format=torch.channels_last)
+        fast = answering_model(trained, backend).to(memory_format=torch.channels_last)  # BatchNorm folded
         return cls(fast, trained, resolve_amp("auto", trained.device), True)
 
     @property
