@@ -27,9 +27,18 @@ BOTTLENECK_CIFAR_COUNTS = {"resnet50": 23_520_842, "resnet101": 42_512_970, "res
 PAPER_TABLE6_MILLIONS = {"resnet20": "0.27", "resnet32": "0.46", "resnet44": "0.66", "resnet56": "0.85",
                          "resnet110": "1.7", "resnet1202": "19.4"}
 
-# The deepest nets take most of the time of the per-model checks (resnet1202 alone seconds): their variants of
-# them run with make test-all, the others with make test.
-BIG = {"resnet101", "resnet152", "resnet1202"}
+# The other families' papers, in millions as printed there: the Identity Mappings paper's pre-activation nets, the
+# Wide ResNet paper's table 5 (via the Identity Mappings count for 164/1001), ResNeXt's table 7.
+PAPER_MILLIONS = {"preact-resnet164": "1.7", "preact-resnet1001": "10.2", "wrn-16-8": "11.0", "wrn-28-10": "36.5",
+                  "wrn-40-4": "8.9", "resnext29-8x64d": "34.4", "resnext29-16x64d": "68.1"}
+FAMILIES = {"seresnet18", "seresnet34", "seresnet50", "preact-resnet18", "preact-resnet34", "preact-resnet50",
+            "preact-resnet101", "preact-resnet152", "preact-resnet110", "resnext29-2x64d", "resnext29-32x4d",
+            "resnet9"} | set(PAPER_MILLIONS)
+
+# The deepest and widest nets take most of the time of the per-model checks (resnet1202 alone seconds): their
+# variants of them run with make test-all, the others with make test.
+BIG = {"resnet101", "resnet152", "resnet1202", "preact-resnet101", "preact-resnet152", "preact-resnet1001",
+       "wrn-28-10", "resnext29-8x64d", "resnext29-16x64d"}
 EVERY_MODEL = [pytest.param(name, marks=pytest.mark.slow) if name in BIG else name for name in list_models()]
 
 PLAIN_TWINS = {"plain20": "resnet20", "plain32": "resnet32", "plain44": "resnet44", "plain56": "resnet56",
@@ -38,6 +47,7 @@ PLAIN_TWINS = {"plain20": "resnet20", "plain32": "resnet32", "plain44": "resnet4
 
 def test_registry_lists_every_expected_model() -> None:
     expected = set(SEED_COUNTS) | set(BOTTLENECK_CIFAR_COUNTS) | set(PAPER_TABLE6_MILLIONS) | set(PLAIN_TWINS)
+    expected |= FAMILIES
     baselines = {"lenet5", "vgg11", "vgg13", "vgg16", "vgg19"}
     assert set(list_models()) == expected | baselines
 
@@ -134,7 +144,7 @@ def test_print_shows_named_layers() -> None:
 
 
 @pytest.mark.parametrize("call,message", [
-    (lambda: create_model("resnet9"), "unknown model 'resnet9'"),
+    (lambda: create_model("resnet8"), "unknown model 'resnet8'"),
     (lambda: create_model("resnet18", num_classes=0), "num_classes must be a positive integer"),
     (lambda: create_model("resnet18", num_classes=-3), "num_classes must be a positive integer"),
     (lambda: create_model("resnet18", num_classes=2.5), "num_classes must be a positive integer"),
@@ -185,8 +195,8 @@ def test_the_model_table_knows_families_and_paper_counts() -> None:
     assert list_models("baseline") == ["lenet5", "vgg11", "vgg13", "vgg16", "vgg19"]
     assert set(list_models("plain")) == set(PLAIN_TWINS)
     assert {name: model_spec(name).paper_params for name in list_models() if model_spec(name).paper_params} == \
-        PAPER_TABLE6_MILLIONS
-    assert model_options("resnet20") == ["in_channels", "stem", "shortcut", "zero_pad", "zero_init_residual"]
+        {**PAPER_TABLE6_MILLIONS, **PAPER_MILLIONS, "preact-resnet110": "1.7"}
+    assert model_options("resnet20") == ["in_channels", "stem", "shortcut", "zero_pad", "zero_init_residual", "se"]
     assert model_spec("resnet20").options["shortcut"] == "A" and model_spec("resnet18").options["shortcut"] == "B"
 
 

@@ -12,12 +12,13 @@ _PAIRS = (("conv", "bn"), ("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """An eval-mode copy of ``model`` with every BatchNorm folded into the convolution before it.
 
-    Covers the stem and blocks (``convN``/``bnN`` and ``conv``/``bn`` pairs) and projection shortcuts (``Sequential(conv, bn)``);
-    the outputs match the unfolded model in eval mode up to float rounding.
+    Covers the stem and blocks (``convN``/``bnN`` and ``conv``/``bn`` pairs, or the pairs a module names in
+    ``conv_bn_pairs``: a pre-activation block's BN comes before its convolution) and projection shortcuts
+    (``Sequential(conv, bn)``); the outputs match the unfolded model in eval mode up to float rounding.
     """
     folded = copy.deepcopy(model).eval()
     for module in folded.modules():
-        for conv_name, bn_name in _PAIRS:
+        for conv_name, bn_name in getattr(module, "conv_bn_pairs", _PAIRS):
             conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
                 setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -21,7 +22,7 @@ class ModelSpec:
     ``build(num_classes=..., **options)`` makes it; ``options`` are the keyword options it takes, with their
     defaults; ``paper_params`` is its parameter count in millions as the paper's table 6 prints it (CIFAR nets);
     ``preprocessing`` what it takes before it is trained (a run measures its data's own mean and std, and shipped
-    weights carry theirs: ``weights()``).
+    weights carry theirs: ``weights()``). ``paper_params`` of the other families is the count their paper prints.
     """
 
     name: str
@@ -42,6 +43,8 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+# Families named by their settings (wrn-28-10: any depth and width): (pattern, its form for messages, spec maker).
+_PATTERNS: list[tuple[re.Pattern, str, Callable[[re.Match], ModelSpec]]] = []
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
@@ -50,6 +53,12 @@ def register_model(spec: ModelSpec) -> ModelSpec:
         raise ValueError(f"a model named {spec.name!r} is registered already")
     _REGISTRY[spec.name] = spec
     return spec
+
+
+def register_pattern(pattern: str, form: str, make: Callable[[re.Match], ModelSpec]) -> None:
+    """Make every name that matches ``pattern`` whole a model: ``make(match)`` builds its spec (and raises
+    ``ResnetCifarError`` for settings that make no network); ``form`` shows the pattern to users, e.g. wrn-D-K."""
+    _PATTERNS.append((re.compile(pattern), form, make))
 
 
 def list_models(family: str | None = None, *, pretrained: bool = False) -> list[str]:
@@ -61,12 +70,18 @@ def list_models(family: str | None = None, *, pretrained: bool = False) -> list[
 
 
 def model_spec(name: str) -> ModelSpec:
-    """The spec of model ``name``; an unknown name is a ``ResnetCifarError`` that suggests the closest one."""
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise ResnetCifarError(f"unknown model {name!r}{hint}; known models: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
+    """The spec of model ``name`` (registered, or matching a registered pattern); an unknown name is a
+    ``ResnetCifarError`` that suggests the closest one."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    for pattern, _, make in _PATTERNS:
+        match = pattern.fullmatch(name)
+        if match:
+            return make(match)
+    close = difflib.get_close_matches(name, _REGISTRY, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    forms = f"; and any {', '.join(form for _, form, _ in _PATTERNS)}" if _PATTERNS else ""
+    raise ResnetCifarError(f"unknown model {name!r}{hint}; known models: {', '.join(_REGISTRY)}{forms}")
 
 
 def model_options(name: str) -> list[str]:
