@@ -46,11 +46,13 @@ def _run_in_runtime(format_name: str, path, images: np.ndarray) -> np.ndarray:
     return torch.export.load(str(path)).module()(torch.from_numpy(images)).detach().numpy()
 
 
-CASES = [("resnet20", {}), ("resnet18", {}), ("resnet18", {"stem": "imagenet"})]
+CASES = [("resnet20", {}), ("resnet18", {}), ("resnet18", {"stem": "imagenet"}), ("preact-resnet18", {}),
+         ("wrn-10-2", {"dropout": 0.3}), ("resnext29-2x16d", {}), ("seresnet18", {}), ("resnet9", {})]
 
 
 @pytest.mark.parametrize("format_name", ["onnx", "openvino", "pt2"])
-@pytest.mark.parametrize("name,options", CASES, ids=["resnet20", "resnet18", "resnet18-imagenet-stem"])
+@pytest.mark.parametrize("name,options", CASES, ids=["resnet20", "resnet18", "resnet18-imagenet-stem", "preact-resnet18",
+                                                     "wrn-10-2-dropout", "resnext29-2x16d", "seresnet18", "resnet9"])
 def test_each_format_runs_in_its_runtime_with_pytorchs_logits(tmp_path, format_name, name, options) -> None:
     trained = _trained(name, **options)
     done = export(trained, format_name, tmp_path / f"m{SUFFIXES[format_name]}")

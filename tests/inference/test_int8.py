@@ -13,6 +13,7 @@ from resnet_cifar.inference.backends import installed
 from resnet_cifar.inference.evaluate import evaluate
 from resnet_cifar.inference.int8 import int8_available, int8_unavailable_reason, quantize_int8
 from resnet_cifar.inference.loading import load_trained_model
+from resnet_cifar.models import create_model
 from resnet_cifar.training.config import TrainConfig
 from resnet_cifar.training.trainer import train
 
@@ -76,6 +77,23 @@ def test_quantised_model_takes_any_batch_size_and_leaves_the_float_model_alone(t
     assert quantised.eval() is quantised
     with pytest.raises(ResnetCifarError, match="inference only"):
         quantised.train()
+
+
+@needs_torchao
+@pytest.mark.parametrize("name", ["wrn-10-2", "resnet9", "resnext29-2x16d", "seresnet18"])
+def test_every_family_quantises_close_to_its_float_outputs(name: str) -> None:
+    """Pre-activation (BN before a convolution stays), ResNet-9 (a residual after a max-pool), grouped convolutions,
+    squeeze-and-excitation: torchao's x86 fusions take each, and the logits stay close."""
+    model = create_model(name).eval()
+    for module in model.modules():  # trained-like statistics: no BatchNorm is an identity
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    quantised = quantize_int8(model, [torch.randn(16, 3, 32, 32) for _ in range(4)], chunk=16)
+    images = torch.randn(16, 3, 32, 32)
+    with torch.no_grad():
+        reference = model(images)
+    assert torch.nn.functional.cosine_similarity(quantised(images).flatten(), reference.flatten(), dim=0) > 0.99
 
 
 @needs_torchao

@@ -3,6 +3,7 @@ random weights) convert into model folders whose outputs equal a direct computat
 from __future__ import annotations
 
 import json
+from typing import Callable
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 from resnet_cifar.cli import main
 from resnet_cifar.errors import ResnetCifarError
 from resnet_cifar.inference.loading import load_trained_model
-from resnet_cifar.inference.published import IMAGENET_MEAN, import_weights
+from resnet_cifar.inference.published import IMAGENET_MEAN, WRN_MEAN, import_weights
 from resnet_cifar.models import create_model
 
 
@@ -276,4 +277,137 @@ def test_import_refuses_what_eval_would_refuse(tmp_path, capsys, change, message
     extra = {"zero-std": ["--std", "0", "0", "0"], "nan-mean": ["--mean", "nan", "nan", "nan"]}.get(change, [])
     assert message in _refused(capsys, "akamaster", str(tmp_path / "r20.th"), "--model", "resnet20", *extra,
                                "--out", str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+# The other residual families: kuangliu's PreActResNet18 and ResNeXt29, the Wide ResNet authors' functional PyTorch
+# code and its most used module port.
+
+Key = Callable[[int, int, str], str]  # (stage from 1, block from 0, part) -> the source's key prefix
+
+
+def _bn(w: dict[str, torch.Tensor], t: torch.Tensor, p: str) -> torch.Tensor:
+    return F.batch_norm(t, w[f"{p}.running_mean"], w[f"{p}.running_var"], w[f"{p}.weight"], w[f"{p}.bias"], False,
+                        0.0, 1e-5)
+
+
+def _preact_functional(w: dict[str, torch.Tensor], x: torch.Tensor, stages: list[int], key: Key, stem: str,
+                       final_bn: str | None, head: str) -> torch.Tensor:
+    """A pre-activation net of basic blocks: each block normalises its input, a projection reads that, an identity
+    the input itself; a BN-ReLU after the last stage where the source has one."""
+    x = F.conv2d(x, w[stem], padding=1)
+    for stage, blocks in enumerate(stages, 1):
+        for block in range(blocks):
+            stride = 2 if stage > 1 and block == 0 else 1
+            preactivated = F.relu(_bn(w, x, key(stage, block, "bn_in")))
+            out = F.conv2d(preactivated, w[key(stage, block, "conv_in")], stride=stride, padding=1)
+            out = F.conv2d(F.relu(_bn(w, out, key(stage, block, "bn_mid"))), w[key(stage, block, "conv_out")],
+                           padding=1)
+            projection = key(stage, block, "projection")
+            x = out + (F.conv2d(preactivated, w[projection], stride=stride) if projection in w else x)
+    if final_bn:
+        x = F.relu(_bn(w, x, final_bn))
+    return F.linear(x.mean((2, 3)), w[f"{head}.weight"], w[f"{head}.bias"])
+
+
+def test_kuangliu_preact_resnet18(tmp_path) -> None:
+    ours = _random_weights("preact-resnet18", torch.Generator().manual_seed(10), final_norm=False)
+    theirs = _theirs(ours, [("fc.", "linear.")], prefix="module.")
+    torch.save({"net": theirs, "acc": 95.1, "epoch": 199}, tmp_path / "ckpt.pth")
+    import_weights("kuangliu", tmp_path / "ckpt.pth", tmp_path / "out", model="preact-resnet18")
+    parts = {"bn_in": "bn1", "conv_in": "conv1.weight", "bn_mid": "bn2", "conv_out": "conv2.weight",
+             "projection": "shortcut.0.weight"}
+    plain = {k.removeprefix("module."): v for k, v in theirs.items()}
+    images = torch.randn(2, 3, 32, 32)
+    reference = _preact_functional(plain, images, [2, 2, 2, 2], lambda s, b, part: f"layer{s}.{b}.{parts[part]}",
+                                   "conv1.weight", None, "linear")
+    _check(tmp_path / "out", reference, images)
+    info = json.loads((tmp_path / "out" / "model.json").read_text())
+    assert info["model_options"]["final_norm"] is False and info["dataset"] == "cifar10"
+
+
+def test_kuangliu_resnext29_2x64d(tmp_path) -> None:
+    ours = _random_weights("resnext29-2x64d", torch.Generator().manual_seed(11), stem="pointwise")
+    torch.save({"net": _theirs(ours, [("fc.", "linear.")]), "acc": 94.0, "epoch": 199}, tmp_path / "ckpt.pth")
+    import_weights("kuangliu", tmp_path / "ckpt.pth", tmp_path / "out", model="resnext29-2x64d")
+    w = _theirs(ours, [("fc.", "linear.")])
+    images = torch.randn(2, 3, 32, 32)
+    # Their ResNeXt: a 1x1 stem with BN-ReLU; blocks of 1x1, grouped 3x3 (cardinality 2, carrying the stride), 1x1,
+    # each with BN, a ReLU after the first two and after the addition; conv+BN shortcuts where the shape changes.
+    x = F.relu(_bn(w, F.conv2d(images, w["conv1.weight"]), "bn1"))
+    for stage in (1, 2, 3):
+        for block in range(3):
+            p, stride = f"layer{stage}.{block}", 2 if stage > 1 and block == 0 else 1
+            out = F.relu(_bn(w, F.conv2d(x, w[f"{p}.conv1.weight"]), f"{p}.bn1"))
+            out = F.relu(_bn(w, F.conv2d(out, w[f"{p}.conv2.weight"], stride=stride, padding=1, groups=2), f"{p}.bn2"))
+            out = _bn(w, F.conv2d(out, w[f"{p}.conv3.weight"]), f"{p}.bn3")
+            if f"{p}.shortcut.0.weight" in w:
+                x = _bn(w, F.conv2d(x, w[f"{p}.shortcut.0.weight"], stride=stride), f"{p}.shortcut.1")
+            x = F.relu(out + x)
+    reference = F.linear(x.mean((2, 3)), w["linear.weight"], w["linear.bias"])
+    _check(tmp_path / "out", reference, images)
+    assert load_trained_model(tmp_path / "out").model.conv1.kernel_size == (1, 1)
+
+
+def test_the_wide_resnet_authors_functional_params(tmp_path) -> None:
+    ours = _random_weights("wrn-16-2", torch.Generator().manual_seed(12))
+    parts = {"bn1": "bn0", "conv1.weight": "conv0", "bn2": "bn1", "conv2.weight": "conv1",
+             "shortcut.0.weight": "convdim"}
+    theirs = {}
+    for key, value in ours.items():
+        if key.endswith("num_batches_tracked"):
+            continue  # their parameters have no batch counters
+        stage, block, rest = key.split(".", 2) if key.startswith("layer") else (None, None, key)
+        if stage is not None:
+            part = next(ours_part for ours_part in parts if rest.startswith(ours_part))
+            key = f"group{int(stage[5:]) - 1}.block{block}.{parts[part]}{rest[len(part):]}"
+        theirs[{"conv1.weight": "conv0"}.get(key, key.replace("final_bn.", "bn."))] = value
+    assert "group0.block0.convdim" in theirs and "bn.running_var" in theirs and "conv0" in theirs
+    torch.save({"params": theirs, "epoch": 200, "optimizer": {"state": {}, "param_groups": []}}, tmp_path / "model.pt7")
+    import_weights("szagoruyko", tmp_path / "model.pt7", tmp_path / "out", model="wrn-16-2", dataset="cifar10")
+    names = {"bn_in": "bn0", "conv_in": "conv0", "bn_mid": "bn1", "conv_out": "conv1", "projection": "convdim"}
+    images = torch.randn(2, 3, 32, 32)
+    reference = _preact_functional(theirs, images, [2, 2, 2], lambda s, b, part: f"group{s - 1}.block{b}.{names[part]}",
+                                   "conv0", "bn", "fc")
+    _check(tmp_path / "out", reference, images)
+    info = json.loads((tmp_path / "out" / "model.json").read_text())
+    assert info["mean"] == pytest.approx(WRN_MEAN) and info["model"] == "wrn-16-2"
+
+
+@pytest.mark.parametrize("container", ["checkpoint", "state_dict"])
+def test_the_wide_resnet_pytorch_port(tmp_path, container) -> None:
+    ours = _random_weights("wrn-16-2", torch.Generator().manual_seed(13))
+    theirs = {}
+    for key, value in ours.items():
+        if key.startswith("layer"):
+            key = f"block{key[5]}.layer.{key[7:]}".replace(".shortcut.0.", ".convShortcut.")
+        theirs[key.replace("final_bn.", "bn1.")] = value
+    assert "block1.layer.0.convShortcut.weight" in theirs and "bn1.weight" in theirs
+    saved = {"epoch": 200, "state_dict": theirs, "best_prec1": 95.8} if container == "checkpoint" else theirs
+    torch.save(saved, tmp_path / "checkpoint.pth.tar")
+    import_weights("xternalz", tmp_path / "checkpoint.pth.tar", tmp_path / "out", model="wrn-16-2")
+    parts = {"bn_in": "bn1", "conv_in": "conv1.weight", "bn_mid": "bn2", "conv_out": "conv2.weight",
+             "projection": "convShortcut.weight"}
+    images = torch.randn(2, 3, 32, 32)
+    reference = _preact_functional(theirs, images, [2, 2, 2], lambda s, b, part: f"block{s}.layer.{b}.{parts[part]}",
+                                   "conv1.weight", "bn1", "fc")
+    _check(tmp_path / "out", reference, images)
+
+
+def test_family_import_errors_name_the_problem(tmp_path, capsys) -> None:
+    ours = _random_weights("wrn-16-2", torch.Generator().manual_seed(14))
+    torch.save({"state_dict": ours}, tmp_path / "ours.pth")
+    out = ["--out", str(tmp_path / "out")]
+
+    def refused(*args: str) -> str:
+        assert main(["import", *args]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1, err
+        return err
+
+    assert "expected a dict with the weights under 'params'" in refused("szagoruyko", str(tmp_path / "ours.pth"),
+                                                                       "--model", "wrn-16-2", *out)
+    assert "does not fit wrn-16-4" in refused("xternalz", str(tmp_path / "ours.pth"), "--model", "wrn-16-4", *out)
+    assert "wrn-15-2 is no Wide ResNet" in refused("xternalz", str(tmp_path / "ours.pth"), "--model", "wrn-15-2",
+                                                   *out)
     assert not (tmp_path / "out").exists()

@@ -14,9 +14,11 @@ from resnet_cifar.models import create_model, list_models
 from resnet_cifar.training.config import TrainConfig
 from resnet_cifar.training.trainer import train
 
-# One model per kind of layer: BasicBlock with option A and B shortcuts, Bottleneck, a plain net, the baselines.
+# One model per kind of layer: BasicBlock with option A and B shortcuts, Bottleneck, a plain net, the baselines,
+# and one of each other family (pre-activation with zero-padding, SE, grouped, ResNet-9; the WRN with dropout below).
 # Tracing resnet1202 alone takes half a minute: the whole zoo is behind the slow marker (make test-all).
-REPRESENTATIVE = ("resnet20", "resnet18", "resnet50", "plain20", "vgg11", "lenet5")
+REPRESENTATIVE = ("resnet20", "resnet18", "resnet50", "plain20", "vgg11", "lenet5", "preact-resnet110", "seresnet18",
+                  "resnext29-2x64d", "resnet9")
 
 
 @pytest.mark.parametrize("name", [name if name in REPRESENTATIVE else pytest.param(name, marks=pytest.mark.slow)
@@ -25,6 +27,12 @@ def test_every_model_traces_into_one_graph_without_breaks(name: str) -> None:
     """A graph break splits the compiled step in pieces (and the CUDA graphs of --compile-mode reduce-overhead)."""
     torch._dynamo.reset()
     explanation = torch._dynamo.explain(create_model(name).train())(torch.randn(2, 3, 32, 32))
+    assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
+
+
+def test_a_wide_resnet_with_dropout_traces_into_one_graph() -> None:
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(create_model("wrn-10-2", dropout=0.3).train())(torch.randn(2, 3, 32, 32))
     assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
 
 

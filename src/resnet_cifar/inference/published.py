@@ -27,6 +27,9 @@ from ..models import create_model, model_spec
 from ..models.layouts import with_zero_pad
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+# The Wide ResNet authors' (and their PyTorch ports') CIFAR mean and std, in pixel values / 255, for both datasets.
+WRN_MEAN = [v / 255 for v in (125.3, 123.0, 113.9)]
+WRN_STD = [v / 255 for v in (63.0, 62.1, 66.7)]
 CIFAR10_MEAN, CIFAR10_STD = [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]
 CIFAR100_MEAN, CIFAR100_STD = [0.5070, 0.4865, 0.4409], [0.2673, 0.2564, 0.2761]
 
@@ -50,11 +53,20 @@ class Format:
 
     description: str
     weights: Callable[[Any], Any]  # the state dict inside the loaded object
-    renames: tuple[tuple[str, str], ...]  # (pattern, replacement) on every key, after module./_orig_mod. go
+    renames: tuple[tuple[str, Any], ...]  # (pattern, re.sub replacement) on every key, after module./_orig_mod. go
     options: dict[str, Any]  # our model options that are its architecture
     normalisation: Callable[[str | None], tuple[list[float], list[float]]]
     input_side: int = 32
     downloads: dict[str, Download] = field(default_factory=dict)
+    options_by_model: tuple[tuple[str, dict[str, Any]], ...] = ()  # (pattern of our model name, more options)
+
+    def model_options(self, model: str) -> dict[str, Any]:
+        """Our model options that are this format's architecture for ``model``."""
+        options = dict(self.options)
+        for pattern, more in self.options_by_model:
+            if re.match(pattern, model):
+                options.update(more)
+        return options
 
 
 def _key(name: str) -> Callable[[Any], Any]:
@@ -68,6 +80,22 @@ def _key(name: str) -> Callable[[Any], Any]:
 
 def _itself(loaded: Any) -> Any:
     return loaded
+
+
+def _key_or_itself(name: str) -> Callable[[Any], Any]:
+    """The weights under ``name`` of a checkpoint dict, or the dict itself when it is the state dict."""
+    def pick(loaded: Any) -> Any:
+        return loaded[name] if isinstance(loaded, dict) and name in loaded else loaded
+    return pick
+
+
+# The reference Wide ResNet's functional parameters, per block: ours in the same place.
+_WRN_BLOCK = {"bn0": "bn1", "conv0": "conv1.weight", "bn1": "bn2", "conv1": "conv2.weight",
+              "convdim": "shortcut.0.weight"}
+
+
+def _wrn_block_key(match: re.Match) -> str:
+    return f"layer{int(match[1]) + 1}.{match[2]}.{_WRN_BLOCK[match[3]]}"
 
 
 def _per_dataset(dataset: str | None) -> tuple[list[float], list[float]]:
@@ -95,8 +123,25 @@ FORMATS: dict[str, Format] = {
                        ("cifar100", "resnet44", "ffe32858"), ("cifar100", "resnet56", "f2eff4c8"))}),
     "kuangliu": Format(
         "ckpt.pth of kuangliu/pytorch-cifar (net/acc/epoch, module. keys, shortcut Sequential, linear head; "
-        "ResNet-18..152 with a CIFAR stem)",
-        _key("net"), ((r"^linear\.", "fc."),), {}, _per_dataset),
+        "ResNet-18..152, PreActResNet18..152 (no BN-ReLU after the last stage: final_norm=False) and "
+        "ResNeXt29_2x64d/_32x4d (1x1 stem: stem=pointwise; its 4x64d and 8x64d are wider than the paper's "
+        "nets and fit none of ours))",
+        _key("net"), ((r"^linear\.", "fc."),), {}, _per_dataset,
+        options_by_model=((r"preact-", {"final_norm": False}), (r"resnext29-", {"stem": "pointwise"}))),
+    "szagoruyko": Format(
+        "the Wide ResNet authors' PyTorch code, szagoruyko/wide-residual-networks (a dict with 'params': "
+        "conv0, groupG.blockB.bn0/conv0/bn1/conv1/convdim, bn, fc; their mean/std): any wrn-D-K",
+        _key("params"), ((r"^conv0$", "conv1.weight"),
+                         (r"^group(\d+)\.block(\d+)\.(bn0|bn1|conv0|conv1|convdim)(?=\.|$)",
+                          _wrn_block_key), (r"^bn\.", "final_bn.")),
+        {}, lambda dataset: (WRN_MEAN, WRN_STD)),
+    "xternalz": Format(
+        "the most used PyTorch port of the Wide ResNet, xternalz/WideResNet-pytorch (its checkpoint's 'state_dict' "
+        "or the state dict itself: blockS.layer.N, convShortcut, a final bn1, fc; the authors' mean/std): any "
+        "wrn-D-K",
+        _key_or_itself("state_dict"), ((r"^block(\d)\.layer\.", r"layer\1."), (r"\.convShortcut\.", ".shortcut.0."),
+                                       (r"^bn1\.", "final_bn.")),
+        {}, lambda dataset: (WRN_MEAN, WRN_STD)),
     "torchvision": Format(
         "torchvision ResNet state dicts (ImageNet stem, downsample shortcuts, fc head; ImageNet's mean/std)",
         _itself, ((r"\.downsample\.", ".shortcut."),), {"stem": "imagenet"},
@@ -147,7 +192,7 @@ def import_weights(format_name: str, source: str | Path, out: str | Path, *, mod
     if num_classes is None:
         raise ResnetCifarError(f"{path} has no fc.weight (the head) after renaming: is it in the {format_name} "
                                f"format? Give --num-classes if the file has no head")
-    model_options = with_zero_pad(model, {**spec.options, **options})
+    model_options = with_zero_pad(model, {**spec.model_options(model), **options})
     network = _fitted(create_model(model, num_classes=num_classes, **model_options), weights, path, model,
                       format_name)
     if dataset is None and spec.input_side == 32:  # a CIFAR net: 10 or 100 classes say which CIFAR

@@ -18,18 +18,22 @@ LOGIT_SCALE = 0.125  # the reference's Mul(0.125) after the classifier
 
 
 class ConvBN(nn.Module):
-    """3x3 convolution, BatchNorm, ReLU, then (``pool``) a 2x2 max-pool."""
+    """3x3 convolution, BatchNorm, (``pool``) a 2x2 max-pool, ReLU.
+
+    The reference pools after the ReLU; a ReLU commutes with a max-pool, so pooling first computes the same on a
+    quarter of the values, and int8 quantisation (torchao's x86 fusion) accepts a residual block after it.
+    """
 
     def __init__(self, in_planes: int, planes: int, pool: bool = False) -> None:
         super().__init__()
         self.conv = conv3x3(in_planes, planes)
         self.bn = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
         self.pool = nn.MaxPool2d(2) if pool else None
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn(self.conv(x)))
-        return x if self.pool is None else self.pool(x)
+        x = self.bn(self.conv(x))
+        return self.relu(x if self.pool is None else self.pool(x))
 
 
 class Residual(nn.Module):
