@@ -388,6 +388,12 @@ OPTION_CASES = [
     (["--seed", str(2**64)], {"seed": 2**64}, "--seed must be an integer from 0 to"),
     (["--crop-padding", "1000"], {"crop_padding": 1000}, "--crop-padding must be at most the image side"),
     (["--cutout", "100000"], {"cutout": 100000}, "--cutout must be at most the image side"),
+    (["--model", "wrn-28-10", "--shortcut", "A"], {"model": "wrn-28-10", "model_options": {"shortcut": "A"}},
+     "wrn-28-10 takes no option shortcut"),
+    (["--model", "wrn-16-8", "--dropout", "1.5"], {"model": "wrn-16-8", "model_options": {"dropout": 1.5}},
+     "dropout must be a probability in [0, 1), got 1.5"),
+    (["--model", "wrn-17-8"], {"model": "wrn-17-8"}, "wrn-17-8 is no Wide ResNet: the depth must be 6n+4"),
+    (["--model", "resnet9", "--se"], {"model": "resnet9", "model_options": {"se": True}}, "resnet9 takes no option se"),
 ]
 
 

@@ -7,11 +7,19 @@ from resnet_cifar import list_models
 def test_models_lists_every_model_with_its_parameter_count(run_cli) -> None:
     result = run_cli("models")
     assert result.returncode == 0, result.stderr
-    table, shipped = result.stdout.split("\n\n")
+    table, patterns, shipped = result.stdout.split("\n\n")
     lines = {line.split()[0]: line for line in table.splitlines()[1:]}
     assert set(lines) == set(list_models())
     assert "11,173,962" in lines["resnet18"] and "269,722" in lines["resnet20"]
+    assert "36,479,194" in lines["wrn-28-10"] and lines["resnext29-16x64d"].split()[1] == "68,155,210"
+    assert "wrn-D-K" in patterns and "resnext29-CxDd" in patterns
     assert shipped.startswith("shipped weights") and "resnet20 (cifar10, " in shipped
+
+
+def test_summary_of_a_wide_resnet_named_by_its_settings(run_cli) -> None:
+    result = run_cli("summary", "wrn-16-4", "--depth", "2")
+    assert result.returncode == 0, result.stderr
+    assert "Total params: 2,748,890" in result.stdout and "layer3   1 x 256 x 8 x 8" in result.stdout
 
 
 def test_summary_resnet18_shows_table_totals_macs_and_stage_shapes(run_cli) -> None:

@@ -25,10 +25,14 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from .models.summary import count_parameters_of
     from .models.weights import shipped_weights
 
-    print(f"{'model':<12} {'parameters':>12}  description")
-    for name in list_models():
+    names = list_models()
+    width = max(len(name) for name in names)
+    print(f"{'model':<{width}} {'parameters':>12}  description")
+    for name in names:
         params = count_parameters_of(name, num_classes=args.num_classes)
-        print(f"{name:<12} {params:>12,}  {model_description(name)}")
+        print(f"{name:<{width}} {params:>12,}  {model_description(name)}")
+    print("\nand by their settings: wrn-D-K (any Wide ResNet: depth 6n+4, width k, e.g. wrn-16-4), resnext29-CxDd "
+          "(cardinality C, width d, e.g. resnext29-4x32d)")
     shipped = [f"{name} ({weights.dataset}, {100 * weights.test_accuracy:.2f}% test)"
                for name, weights in sorted(shipped_weights().items())]
     print(f"\nshipped weights (--pretrained NAME, load_pretrained(NAME)): {', '.join(shipped) or 'none'}")
@@ -64,8 +68,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def refuse_settings_with_resume(args: argparse.Namespace) -> None:
     """A resumed run keeps its saved settings: name every option given that would be silently ignored."""
     given = [name for name in _given_settings(args) if name not in ("device", "data_dir")]
-    given += [name for name in ("stem", "shortcut", "zero_pad") if getattr(args, name) is not None]
-    given += [name for name in ("zero_init_residual", "overwrite") if getattr(args, name)]
+    given += [name for name in ("stem", "shortcut", "zero_pad", "dropout") if getattr(args, name) is not None]
+    given += [name for name in ("zero_init_residual", "se", "overwrite") if getattr(args, name)]
     if given:
         options = ", ".join("--" + name.replace("_", "-") for name in given)
         raise ResnetCifarError(f"--resume continues {args.resume} with its saved settings, so {options} would be "
@@ -77,9 +81,9 @@ def _config_from_args(args: argparse.Namespace) -> object:
     """The recipe's settings, overridden by every option given on the command line."""
     from .training.recipes import recipe_config
 
-    options = {key: getattr(args, key) for key in ("stem", "shortcut", "zero_pad") if getattr(args, key) is not None}
-    if args.zero_init_residual:
-        options["zero_init_residual"] = True
+    options = {key: getattr(args, key) for key in ("stem", "shortcut", "zero_pad", "dropout")
+               if getattr(args, key) is not None}
+    options.update({key: True for key in ("zero_init_residual", "se") if getattr(args, key)})
     given = _given_settings(args)
     return recipe_config(given.pop("recipe", "default"), **given, model_options=options)
 
@@ -271,7 +275,11 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     model.add_argument("--zero-pad", choices=ZERO_PAD_LAYOUTS, help="where option A shortcuts put their zero "
                        "channels: split (half before, half after the input's, as the reference CIFAR ResNets) or end")
     model.add_argument("--zero-init-residual", action="store_true", help="start every residual branch's last BN "
-                       "at zero")
+                       "(a pre-activation block's last conv) at zero")
+    model.add_argument("--se", action="store_true", help="squeeze-and-excitation in every residual block (reduction "
+                       "16; seresnet18/34/50 have it already)")
+    model.add_argument("--dropout", type=float, metavar="P", help="Wide ResNets (wrn-D-K): dropout between the two "
+                       "convolutions of each block (the paper's 0.3)")
     train.set_defaults(handler=_cmd_train)
 
 

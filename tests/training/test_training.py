@@ -93,6 +93,23 @@ def test_a_run_with_mixup_and_cutmix_trains_and_resumes_exactly(tmp_path) -> Non
         assert 0.0 <= float(row["train_acc"]) <= 1.0 and float(row["train_loss"]) > 0
 
 
+@pytest.mark.parametrize("name,options", [("preact-resnet18", {}), ("wrn-10-2", {"dropout": 0.3, "se": True}),
+                                          ("resnext29-2x16d", {}), ("seresnet18", {}), ("resnet9", {})])
+def test_every_family_trains_resumes_exactly_and_evaluates(tmp_path, name: str, options: dict) -> None:
+    """Dropout draws random numbers in every step: a resumed Wide ResNet must draw the same ones."""
+    settings = {"model": name, "model_options": options, "epochs": 2, "batch_size": 40}
+    straight = train(_config(tmp_path / "straight", **settings), quiet=True)
+    halves = train(_config(tmp_path / "halves", **settings), quiet=True, stop_after=1)
+    train(resume=halves, quiet=True)
+    a, b = load_file(straight / "model.safetensors"), load_file(halves / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows = _rows(straight)
+    assert all(torch.isfinite(torch.tensor(float(row["train_loss"]))) for row in rows)
+    info = json.loads((straight / "model.json").read_text())
+    assert info["model"] == name and all(info["model_options"][key] == value for key, value in options.items())
+    assert evaluate(straight)["correct"] == round(float(rows[-1]["test_acc"]) * 100)
+
+
 def test_the_tally_counts_images_not_class_probabilities() -> None:
     tally = EpochTally()
     logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])

@@ -10,6 +10,7 @@ from ..core.device import DEVICES
 from ..data import DATASETS
 from ..errors import ResnetCifarError, require_positive_int
 from ..models import model_options
+from ..models.summary import count_parameters_of
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("onecycle", "cosine", "multistep", "plateau", "constant")
@@ -100,7 +101,7 @@ class TrainConfig:
                              "of weights from 'resnet-cifar import'); a classifier for another number of classes "
                              "starts new", shown="none: random initialisation", metavar="DIR")
     model_options: dict[str, Any] = setting(dict, "the model builder's options (--stem, --shortcut, "
-                                            "--zero-init-residual)", cli=False)
+                                            "--zero-init-residual, --se, --dropout)", cli=False)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -110,6 +111,7 @@ class TrainConfig:
         unknown = sorted(set(self.model_options) - set(model_options(self.model)))  # also rejects unknown models
         if unknown:
             raise ResnetCifarError(f"{self.model} takes no option {', '.join(unknown)}")
+        count_parameters_of(self.model, **self.model_options)  # bad option values: built on the meta device, no cost
         require_positive_int("epochs", self.epochs)
         require_positive_int("batch_size", self.batch_size)
         require_positive_int("image_size", self.image_size)
