@@ -16,7 +16,7 @@ from resnet_cifar.cli import main
 from resnet_cifar.core.saved_model import model_info
 from resnet_cifar.data import ImageSet
 from resnet_cifar.errors import ResnetCifarError
-from resnet_cifar.inference.export import SUFFIXES, export
+from resnet_cifar.inference.export import SUFFIXES, Int8Images, export
 from resnet_cifar.inference.loading import load_trained_model
 from resnet_cifar.inference.runtimes import load_onnx, load_openvino
 from resnet_cifar.inference.trained import TrainedModel
@@ -61,6 +61,21 @@ def test_each_format_runs_in_its_runtime_with_pytorchs_logits(tmp_path, format_n
         reference = trained.model(images).numpy()
     found = _run_in_runtime(format_name, done.path, images.numpy())
     assert np.abs(found - reference).max() <= 1e-4 * max(1.0, np.abs(reference).max())
+
+
+@pytest.mark.parametrize("format_name", ["onnx", "openvino"])
+@pytest.mark.parametrize("name", ["wrn-10-2", "resnext29-2x16d", "seresnet18", "resnet9"])
+def test_int8_exports_of_every_family_stay_close_to_the_float_model(tmp_path, format_name, name) -> None:
+    """ONNX Runtime's and NNCF's quantisers take each family (ResNet-9's max-pooled head once broke onnxruntime's
+    shape inference)."""
+    trained = _trained(name)
+    calibration = np.random.default_rng(0).standard_normal((64, 3, 32, 32)).astype(np.float32)
+    done = export(trained, format_name, tmp_path / f"m{SUFFIXES[format_name]}", int8=Int8Images(calibration))
+    images = np.random.default_rng(1).standard_normal((8, 3, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        reference = trained.model(torch.from_numpy(images)).numpy().ravel()
+    found = _run_in_runtime(format_name, done.path, images).ravel()
+    assert np.dot(found, reference) / (np.linalg.norm(found) * np.linalg.norm(reference)) > 0.98
 
 
 def test_the_preprocessing_travels_in_each_file(tmp_path) -> None:

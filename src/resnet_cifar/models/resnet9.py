@@ -3,7 +3,7 @@
 Its own class, not an option of ``ResNet``: the stages downsample with a convolution and a max-pool rather than
 a strided block, only the first and last stage carry a residual block (two convolutions, each followed by BN
 and ReLU, added to its input with nothing after), and the head is a global max-pool and a bias-free linear layer
-whose logits are scaled by 1/8. Layer names follow the reference: ``prep``, ``layer1..3``, ``pool``, ``fc``.
+whose logits are scaled by 1/8. Layer names follow the reference: ``prep``, ``layer1..3``, ``fc``.
 """
 from __future__ import annotations
 
@@ -71,7 +71,6 @@ class ResNet9(nn.Module):
         self.layer1 = nn.Sequential(ConvBN(prep, first, pool=True), Residual(first))
         self.layer2 = nn.Sequential(ConvBN(first, second, pool=True))
         self.layer3 = nn.Sequential(ConvBN(second, third, pool=True), Residual(third))
-        self.pool = nn.AdaptiveMaxPool2d(1)
         self.fc = nn.Linear(third, num_classes, bias=False)
         self.feature_info = [{"name": "stem", "module": "prep", "num_chs": prep, "reduction": 1}]
         self.feature_info += [{"name": f"layer{index}", "module": f"layer{index}", "num_chs": width,
@@ -90,7 +89,9 @@ class ResNet9(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Globally max-pooled features (``pre_logits``) or scaled logits of a feature map."""
-        x = torch.flatten(self.pool(x), 1)
+        # amax rather than AdaptiveMaxPool2d + flatten: exported to ONNX, the latter's Reshape defeats onnxruntime's
+        # shape inference, which its int8 quantiser runs first.
+        x = x.amax((2, 3))
         return x if pre_logits else self.fc(x) * LOGIT_SCALE
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
