@@ -111,6 +111,15 @@ def test_compare_from_the_command_line(tmp_path, capsys) -> None:
     assert "listed twice" in capsys.readouterr().err
 
 
+def test_compare_rows_of_the_other_families_count_from_the_meta_device(tmp_path) -> None:
+    code = main(["experiment", "compare", "resnet9", "wrn-10-1", "--dataset", "cifar10-sample", "--train-subset",
+                 "100", "--epochs", "1", "--batch-size", "50", "--device", "cpu", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    runs = {r["model"]: r for r in json.loads((tmp_path / "results.json").read_text())["runs"]}
+    assert runs["resnet9"]["parameters"] == 6_573_120 and round(runs["resnet9"]["macs"] / 1e6) == 379
+    assert runs["wrn-10-1"]["kind"] == "residual" and runs["wrn-10-1"]["parameters"] < 100_000
+
+
 def test_markdown_table_aligns_columns() -> None:
     assert markdown_table(["model", "error"], [["a", "1.5"], ["bbbb", "10.25"]]).splitlines() == [
         "| model | error |", "|-------|------:|", "| a     |   1.5 |", "| bbbb  | 10.25 |"]

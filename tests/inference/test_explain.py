@@ -93,7 +93,8 @@ def test_the_default_layer_is_the_deepest_at_least_8x8() -> None:
     assert default_layer(create_model("resnet18"), (3, 64, 64)) == "layer4"
 
 
-DEEPEST = ("resnet101", "resnet110", "plain110", "resnet152", "resnet1202", "plain1202")  # make test-all
+DEEPEST = ("resnet101", "resnet110", "plain110", "resnet152", "resnet1202", "plain1202", "preact-resnet101",
+           "preact-resnet152", "preact-resnet1001", "wrn-28-10", "resnext29-8x64d", "resnext29-16x64d")  # test-all
 EVERY_MODEL = [pytest.param(name, marks=pytest.mark.slow) if name in DEEPEST else name for name in list_models()]
 
 
