@@ -1,6 +1,6 @@
 """airbench, the CIFAR-10 speed record line (Keller Jordan, arXiv 2404.00498), run on our CIFAR-10 copy.
 
-    python benchmarks/airbench_peer.py DATA_DIR --out DIR [--variants 94 95 96] [--runs N]
+    python benchmarks/airbench_peer.py DATA_DIR --out DIR [--variants 94 95 96] [--runs N] [--device cpu]
 
 DATA_DIR holds our copy in the official python format (``cifar-10-batches-py``, as ``../shared/tools/
 cifar10_from_jpeg_tar.py`` writes it). The script writes it in airbench's own format (``DIR/work/cifar10/train.pt``
@@ -17,8 +17,10 @@ translations, ``tta_level=2``) and without, plus the wall clock of the whole cal
 ``metrics.csv``, so ``time_to_accuracy.py`` reads both) and ``airbench.json`` (every run, per-variant means, the
 machine).
 
-A CPU run needs changes to airbench's code (its ``.cuda()``/``.half()`` calls and CUDA timing events); this script
-refuses to run without CUDA rather than change anything.
+On a CPU (``--device cpu``, or no CUDA GPU) it runs airbench's own source with the few changes that only move it
+there, listed in ``airbench_cpu.py`` (its ``.cuda()``/``.half()`` calls, its CUDA timing events, torchvision's
+Normalize), under bf16 autocast where the CPU has native bf16, float32 elsewhere; the warm-up run is left out there
+(no autotuning to do), and airbench's clock is then the wall clock around the same steps.
 """
 from __future__ import annotations
 
@@ -32,10 +34,14 @@ import platform
 import statistics
 import sys
 import time
+import types
 from pathlib import Path
 
 import torch
+from airbench_cpu import cpu_autocast, load_airbench_for_cpu
 
+from resnet_cifar.core.device import cpu_supports_bf16
+from resnet_cifar.core.threads import configure_threads
 from resnet_cifar.data.cifar import read_cifar
 
 COLUMNS = ["run", "epoch", "train_loss", "train_acc", "val_acc", "tta_val_acc", "total_time_seconds"]
@@ -63,23 +69,36 @@ def parse_rows(printed: str) -> list[dict]:
     return rows
 
 
-def run_once(train, evaluate, loader_class, run: int) -> dict:
-    """One timed airbench run: its epoch rows, its final accuracies with and without TTA, and the wall clock."""
-    torch.cuda.synchronize()
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def precision(device: str) -> contextlib.AbstractContextManager:
+    """airbench's own fp16 on the GPU (nothing to add); bf16 autocast or float32 on the CPU."""
+    return cpu_autocast() if device == "cpu" else contextlib.nullcontext()
+
+
+def run_once(airbench: types.ModuleType, variant: str, run: int, device: str, **train_options) -> dict:
+    """One timed airbench run: its epoch rows, its final accuracies with and without TTA, and the wall clock.
+    ``train_options`` go to airbench's ``train9x`` (a smaller ``train_loader`` or fewer ``epochs`` in tests)."""
+    synchronize(device)
     started = time.perf_counter()
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        model = train(run=run)
-    torch.cuda.synchronize()
+    with contextlib.redirect_stdout(printed), precision(device):
+        model = getattr(airbench, f"train{variant}")(run=run, **train_options)
+    synchronize(device)
     wall = time.perf_counter() - started
     rows = parse_rows(printed.getvalue())
     epochs = [row for row in rows if row["epoch"] != "eval"]
     final = rows[-1]
-    test_loader = loader_class("cifar10", train=False, batch_size=2000)
+    test_loader = airbench.CifarLoader("cifar10", train=False, batch_size=2000)
+    with precision(device):
+        test_acc = airbench.evaluate(model, test_loader, tta_level=0)
     return {
         "epochs": [{"epoch": int(row["epoch"]) + 1, "train_loss": row["train_loss"], "train_acc": row["train_acc"],
                     "test_acc": row["val_acc"], "elapsed_seconds": row["total_time_seconds"]} for row in epochs],
-        "test_acc": evaluate(model, test_loader, tta_level=0),
+        "test_acc": test_acc,
         "tta_test_acc": final["tta_val_acc"],
         "airbench_seconds": final["total_time_seconds"],  # training steps + final TTA, airbench's own clock
         "wall_seconds": wall,  # the whole call: data to the GPU, whitening init, every epoch's printed eval
@@ -93,12 +112,21 @@ def write_metrics(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
-def machine() -> dict:
+def machine(device: str) -> dict:
+    where = ({"gpu": torch.cuda.get_device_name(), "cuda": torch.version.cuda} if device == "cuda" else
+             {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+              "precision": "bf16 autocast" if cpu_supports_bf16() else "float32"})
+    return {**where, "torch": torch.__version__, "airbench": "0.1.8", "python": platform.python_version(),
+            "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+
+
+def load_airbench(device: str) -> types.ModuleType:
+    """The installed airbench as it is on a GPU; its CPU port (``airbench_cpu.py``) on the CPU."""
+    if device == "cpu":
+        return load_airbench_for_cpu()
     import airbench
 
-    return {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "airbench": getattr(airbench, "__version__", "0.1.8"), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+    return airbench
 
 
 def main() -> None:
@@ -107,23 +135,28 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="where the metrics and airbench.json go")
     parser.add_argument("--variants", nargs="+", default=["94", "95", "96"], choices=["93", "94", "95", "96"])
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each variant (default 3)")
+    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
+                        help="auto: the GPU where there is one (default)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: the CPUs this process may use)")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("airbench_peer.py: no CUDA GPU here; airbench runs unmodified only on one")
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device == "cuda" and not torch.cuda.is_available():
+        sys.exit("airbench_peer.py: --device cuda, but there is no CUDA GPU here; give --device cpu")
+    configure_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     work = (args.out / "work").resolve()
     write_airbench_data(args.data_dir.resolve(), work / "cifar10")
     os.chdir(work)  # airbench reads its test split from ./cifar10
-    import airbench
+    airbench = load_airbench(device)
 
-    report = {"machine": machine(), "variants": {}}
+    report = {"machine": machine(device), "variants": {}}
     for variant in args.variants:
-        train = getattr(airbench, f"train{variant}")
-        with contextlib.redirect_stdout(io.StringIO()):
-            getattr(airbench, f"warmup{variant}")()
+        if device == "cuda":
+            with contextlib.redirect_stdout(io.StringIO()):
+                getattr(airbench, f"warmup{variant}")()
         runs = []
         for run in range(args.runs):
-            result = run_once(train, airbench.evaluate, airbench.CifarLoader, run)
+            result = run_once(airbench, variant, run, device)
             write_metrics(result["epochs"], args.out / f"airbench{variant}-run{run}-metrics.csv")
             print(f"airbench{variant} run {run}: {100 * result['test_acc']:.2f}% "
                   f"({100 * result['tta_test_acc']:.2f}% with TTA) in {result['airbench_seconds']:.2f} s "
