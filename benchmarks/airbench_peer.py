@@ -19,8 +19,8 @@ machine).
 
 On a CPU (``--device cpu``, or no CUDA GPU) it runs airbench's own source with the few changes that only move it
 there, listed in ``airbench_cpu.py`` (its ``.cuda()``/``.half()`` calls, its CUDA timing events, torchvision's
-Normalize), under bf16 autocast where the CPU has native bf16, float32 elsewhere; the warm-up run is left out there
-(no autotuning to do), and airbench's clock is then the wall clock around the same steps.
+Normalize), in float32 (``--cpu-bf16``: under bf16 autocast, which does not train it yet); the warm-up run is left
+out there (no autotuning to do), and airbench's clock is then the wall clock around the same steps.
 """
 from __future__ import annotations
 
@@ -74,18 +74,19 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def precision(device: str) -> contextlib.AbstractContextManager:
-    """airbench's own fp16 on the GPU (nothing to add); bf16 autocast or float32 on the CPU."""
-    return cpu_autocast() if device == "cpu" else contextlib.nullcontext()
+def precision(device: str, cpu_bf16: bool) -> contextlib.AbstractContextManager:
+    """airbench's own fp16 on the GPU (nothing to add); float32, or bf16 autocast if asked, on the CPU."""
+    return cpu_autocast(cpu_bf16) if device == "cpu" else contextlib.nullcontext()
 
 
-def run_once(airbench: types.ModuleType, variant: str, run: int, device: str, **train_options) -> dict:
+def run_once(airbench: types.ModuleType, variant: str, run: int, device: str, cpu_bf16: bool = False,
+             **train_options) -> dict:
     """One timed airbench run: its epoch rows, its final accuracies with and without TTA, and the wall clock.
     ``train_options`` go to airbench's ``train9x`` (a smaller ``train_loader`` or fewer ``epochs`` in tests)."""
     synchronize(device)
     started = time.perf_counter()
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed), precision(device):
+    with contextlib.redirect_stdout(printed), precision(device, cpu_bf16):
         model = getattr(airbench, f"train{variant}")(run=run, **train_options)
     synchronize(device)
     wall = time.perf_counter() - started
@@ -93,7 +94,7 @@ def run_once(airbench: types.ModuleType, variant: str, run: int, device: str, **
     epochs = [row for row in rows if row["epoch"] != "eval"]
     final = rows[-1]
     test_loader = airbench.CifarLoader("cifar10", train=False, batch_size=2000)
-    with precision(device):
+    with precision(device, cpu_bf16):
         test_acc = airbench.evaluate(model, test_loader, tta_level=0)
     return {
         "epochs": [{"epoch": int(row["epoch"]) + 1, "train_loss": row["train_loss"], "train_acc": row["train_acc"],
@@ -112,10 +113,10 @@ def write_metrics(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
-def machine(device: str) -> dict:
+def machine(device: str, cpu_bf16: bool) -> dict:
     where = ({"gpu": torch.cuda.get_device_name(), "cuda": torch.version.cuda} if device == "cuda" else
              {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-              "precision": "bf16 autocast" if cpu_supports_bf16() else "float32"})
+              "precision": "bf16 autocast" if cpu_bf16 and cpu_supports_bf16() else "float32"})
     return {**where, "torch": torch.__version__, "airbench": "0.1.8", "python": platform.python_version(),
             "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
 
@@ -137,6 +138,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each variant (default 3)")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
                         help="auto: the GPU where there is one (default)")
+    parser.add_argument("--cpu-bf16", action="store_true",
+                        help="on the CPU, bf16 autocast (CPUs with native bf16); it does not train airbench94 yet")
     parser.add_argument("--threads", type=int, help="CPU threads (default: the CPUs this process may use)")
     args = parser.parse_args()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
@@ -149,14 +152,14 @@ def main() -> None:
     os.chdir(work)  # airbench reads its test split from ./cifar10
     airbench = load_airbench(device)
 
-    report = {"machine": machine(device), "variants": {}}
+    report = {"machine": machine(device, args.cpu_bf16), "variants": {}}
     for variant in args.variants:
         if device == "cuda":
             with contextlib.redirect_stdout(io.StringIO()):
                 getattr(airbench, f"warmup{variant}")()
         runs = []
         for run in range(args.runs):
-            result = run_once(airbench, variant, run, device)
+            result = run_once(airbench, variant, run, device, args.cpu_bf16)
             write_metrics(result["epochs"], args.out / f"airbench{variant}-run{run}-metrics.csv")
             print(f"airbench{variant} run {run}: {100 * result['test_acc']:.2f}% "
                   f"({100 * result['tta_test_acc']:.2f}% with TTA) in {result['airbench_seconds']:.2f} s "

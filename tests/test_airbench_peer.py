@@ -3,6 +3,7 @@ data in airbench's format and reports its epochs the way our runs do."""
 from __future__ import annotations
 
 import csv
+import math
 
 import pytest
 import torch
@@ -38,6 +39,18 @@ def test_normalize_matches_torchvisions_arithmetic(port) -> None:
     torch.testing.assert_close(port.Normalize(mean, std)(images), expected)
 
 
+def test_the_whitening_layer_is_computed_in_float32_under_bf16_autocast(port) -> None:
+    airbench = port.load_airbench_for_cpu()
+    images = torch.randn(64, 3, 32, 32)
+    weights = []
+    for bf16 in (False, True):  # in bf16 the patch covariance loses its small eigenvalues (NaN in training)
+        layer = airbench.make_net94()[0]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            airbench.utils.init_whitening_conv(layer, images)
+        weights.append(layer.weight.detach().clone())
+    torch.testing.assert_close(weights[1], weights[0])
+
+
 def test_airbench94_trains_on_the_cpu_and_reports_its_epochs(peer, port, fake_cifar, tmp_path, monkeypatch) -> None:
     data = fake_cifar(tmp_path / "data", train_images=400, test_images=120)
     work = tmp_path / "work"
@@ -50,6 +63,7 @@ def test_airbench94_trains_on_the_cpu_and_reports_its_epochs(peer, port, fake_ci
                                   altflip=True)
     result = peer.run_once(airbench, "94", 0, "cpu", train_loader=loader, epochs=2)
     assert [row["epoch"] for row in result["epochs"]] == [1, 2]
+    assert all(math.isfinite(row["train_loss"]) for row in result["epochs"])
     assert result["epochs"][0]["elapsed_seconds"] < result["epochs"][1]["elapsed_seconds"]
     accuracies = [result["test_acc"], result["tta_test_acc"], *(row["test_acc"] for row in result["epochs"])]
     for accuracy in accuracies:  # a share of the 120 test images (airbench prints it to 4 places)
