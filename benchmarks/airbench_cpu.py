@@ -3,14 +3,13 @@
 The changes are applied to airbench's own source text as it is loaded (``load_airbench_for_cpu``): each must match
 its line exactly, so another airbench version fails with a message naming the change rather than running
 something else. Nothing about the network, the data order, the augmentation, the optimiser or the schedule changes.
-Precision is not a source change either: float32 by default; ``cpu_autocast(True)`` wraps training and evaluation
-in bf16 autocast (CPUs with native bf16), as our own CPU training runs. Measured on Zen 4 (2026-12-05), airbench94
-does not train under bf16 autocast yet (test accuracy 23.6% after its 10 epochs, the loss stuck at 2.25; float32
-learns normally), so bf16 is opt-in until that is understood.
+Precision is not a source change either: float32 by default; ``airbench_peer.py --cpu-bf16`` wraps training and
+evaluation in bf16 autocast (CPUs with native bf16), as our own CPU training runs. Measured on Zen 4 (2026-12-05),
+airbench94 does not train under bf16 autocast yet (test accuracy 23.6% after its 10 epochs, the loss stuck at 2.25;
+float32 learns normally), so bf16 is opt-in until that is understood.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import sys
 import time
@@ -18,8 +17,6 @@ import types
 from pathlib import Path
 
 import torch
-
-from resnet_cifar.core.device import cpu_supports_bf16
 
 PACKAGE = "airbench_on_cpu"
 LIBRARIES = ("utils", "lib_airbench93", "lib_airbench94", "lib_airbench95", "lib_airbench96")
@@ -108,8 +105,3 @@ def load_airbench_for_cpu() -> types.ModuleType:
     package.__package__ = PACKAGE
     exec(compile((folder / "__init__.py").read_text(), str(folder / "__init__.py"), "exec"), package.__dict__)
     return package
-
-
-def cpu_autocast(bf16: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast when asked and the CPU has native bf16, float32 otherwise."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and cpu_supports_bf16())

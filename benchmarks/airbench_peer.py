@@ -38,7 +38,8 @@ import types
 from pathlib import Path
 
 import torch
-from airbench_cpu import cpu_autocast, load_airbench_for_cpu
+from airbench_cpu import load_airbench_for_cpu
+from recipe_ablation import cpu_description
 
 from resnet_cifar.core.device import cpu_supports_bf16
 from resnet_cifar.core.threads import configure_threads
@@ -76,7 +77,9 @@ def synchronize(device: str) -> None:
 
 def precision(device: str, cpu_bf16: bool) -> contextlib.AbstractContextManager:
     """airbench's own fp16 on the GPU (nothing to add); float32, or bf16 autocast if asked, on the CPU."""
-    return cpu_autocast(cpu_bf16) if device == "cpu" else contextlib.nullcontext()
+    if device != "cpu":
+        return contextlib.nullcontext()
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16 and cpu_supports_bf16())
 
 
 def run_once(airbench: types.ModuleType, variant: str, run: int, device: str, cpu_bf16: bool = False,
@@ -102,7 +105,7 @@ def run_once(airbench: types.ModuleType, variant: str, run: int, device: str, cp
         "test_acc": test_acc,
         "tta_test_acc": final["tta_val_acc"],
         "airbench_seconds": final["total_time_seconds"],  # training steps + final TTA, airbench's own clock
-        "wall_seconds": wall,  # the whole call: data to the GPU, whitening init, every epoch's printed eval
+        "wall_seconds": wall,  # the whole call: data to the device, whitening init, every epoch's printed eval
     }
 
 
@@ -115,7 +118,7 @@ def write_metrics(rows: list[dict], path: Path) -> None:
 
 def machine(device: str, cpu_bf16: bool) -> dict:
     where = ({"gpu": torch.cuda.get_device_name(), "cuda": torch.version.cuda} if device == "cuda" else
-             {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+             {"cpu": cpu_description(), "threads": torch.get_num_threads(),
               "precision": "bf16 autocast" if cpu_bf16 and cpu_supports_bf16() else "float32"})
     return {**where, "torch": torch.__version__, "airbench": "0.1.8", "python": platform.python_version(),
             "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
