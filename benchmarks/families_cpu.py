@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+from recipe_ablation import cpu_description
+
 from resnet_cifar.core.threads import configure_threads
 from resnet_cifar.experiments.figures import plot_recipe_curves
 from resnet_cifar.experiments.report import markdown_table
@@ -72,9 +74,11 @@ def main() -> None:
     runs = run_all(configs, args.out)
     headers, rows, data = summary(runs, args.budget_minutes)
     table = markdown_table(headers, rows)
-    (args.out / "results.md").write_text(f"# Residual families at a {args.budget_minutes:g}-minute budget\n\n{table}\n")
+    machine = f"{cpu_description()}, {args.threads} threads"
+    (args.out / "results.md").write_text(f"# Residual families at a {args.budget_minutes:g}-minute budget\n\n"
+                                         f"{machine}\n\n{table}\n")
     (args.out / "results.json").write_text(json.dumps({"budget_minutes": args.budget_minutes, "recipe": "fast",
-                                                       "batch_size": 128, "runs": data}, indent=1))
+                                                       "batch_size": 128, "cpu": machine, "runs": data}, indent=1))
     plot_recipe_curves(runs, runs[0].final["test_acc"], args.out / "families.png")
     print(table)
 

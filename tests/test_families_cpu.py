@@ -24,6 +24,7 @@ def test_each_model_trains_its_epochs_and_the_budget_reads_the_curve(script, fak
     assert list(runs) == ["wrn-10-1", "resnet20"] and (runs["wrn-10-1"]["epochs"], runs["resnet20"]["epochs"]) == (2, 1)
     assert runs["wrn-10-1"]["test_acc_at_budget"] == runs["wrn-10-1"]["test_acc"]  # both epochs well inside 100 min
     assert (out / "families.png").stat().st_size > 0 and "accuracy at 100 min %" in (out / "results.md").read_text()
+    assert report["cpu"].endswith("1 threads") and report["cpu"] in (out / "results.md").read_text()
     first_epoch_end = runs["wrn-10-1"]["curve"][0][0]
     (finished,) = [run for run in script.run_all(
         {"wrn-10-1": script.recipe_config("fast", model="wrn-10-1", epochs=2, batch_size=128, device="cpu",
