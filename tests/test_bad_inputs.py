@@ -394,6 +394,14 @@ OPTION_CASES = [
      "dropout must be a probability in [0, 1), got 1.5"),
     (["--model", "wrn-17-8"], {"model": "wrn-17-8"}, "wrn-17-8 is no Wide ResNet: the depth must be 6n+4"),
     (["--model", "resnet9", "--se"], {"model": "resnet9", "model_options": {"se": True}}, "resnet9 takes no option se"),
+    (["--bias-lr-scale", "0"], {"bias_lr_scale": 0.0}, "--bias-lr-scale must be a positive number"),
+    (["--no-train-norm-scale", "--zero-init-residual"],
+     {"train_norm_scale": False, "model_options": {"zero_init_residual": True}},
+     "--zero-init-residual starts BatchNorm scales at 0, which --no-train-norm-scale would keep there"),
+    (["--pad-mode", "reflect", "--crop-padding", "32"], {"pad_mode": "reflect", "crop_padding": 32},
+     "--pad-mode reflect needs --crop-padding below the image side (32)"),
+    (["--tta", "rotate"], {"tta": "rotate"}, "rotate"),
+    (["--flip", "vertical"], {"flip": "vertical"}, "vertical"),
 ]
 
 

@@ -302,6 +302,7 @@ def _pretrained_names() -> str:
 
 
 def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
+    from .core.batches import TTA_MODES
     from .core.device import DEVICES
     from .data import DATASETS, SPLITS
 
@@ -315,7 +316,10 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--download", action=argparse.BooleanOptionalAction, default=True,
                           help="fetch the official CIFAR archive when the folder is missing (default on)")
     evaluate.add_argument("--split", default="test", choices=SPLITS, help="split (default test)")
-    evaluate.add_argument("--tta", action="store_true", help="average with horizontally flipped images")
+    evaluate.add_argument("--tta", nargs="?", const="flip", default="off", choices=TTA_MODES,
+                          help="test-time augmentation: average the probabilities of each image's views; flip (the "
+                               "default of a bare --tta): with its mirror image, flip-translate: also moved one pixel "
+                               "down-right and up-left (airbench's)")
     evaluate.add_argument("--explain", action="store_true", help="also predictions-cam.png and mistakes-cam.png: "
                           "the grids with each image's Grad-CAM map of its predicted class laid over it")
     evaluate.add_argument("--corruptions", nargs="*", metavar="NAME", help="also the accuracy on the split "

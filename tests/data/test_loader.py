@@ -6,7 +6,15 @@ import torch
 import torch.nn.functional as F
 
 from resnet_cifar.data import ImageSet
-from resnet_cifar.data.loader import NO_AUGMENT, Augment, AugmentDraws, BatchLoader, crop_and_flip, cutout
+from resnet_cifar.data.loader import (
+    NO_AUGMENT,
+    Augment,
+    AugmentDraws,
+    BatchLoader,
+    crop_and_flip,
+    cutout,
+    pad_images,
+)
 from resnet_cifar.errors import ResnetCifarError
 
 CPU = torch.device("cpu")
@@ -163,3 +171,55 @@ def test_order_and_augmentation_are_drawn_on_the_cpu_whatever_the_device() -> No
     assert order.device.type == "cpu" and torch.equal(order, other_order)
     for name in ("dy", "dx", "mirrored", "cy", "cx"):
         assert torch.equal(getattr(draws, name), getattr(other_draws, name)), name
+
+
+def _mirrored_per_image(loader: BatchLoader, data: ImageSet, epoch: int) -> dict[int, bool]:
+    """Which images ``epoch`` shows mirrored (labels name the images; no crop, so each is itself or its mirror)."""
+    shown = {}
+    for images, labels in loader.epoch(epoch):
+        for image, label in zip(images.round().to(torch.uint8), labels.tolist()):
+            source = data.images[label]
+            assert torch.equal(image, source) or torch.equal(image, source.flip(2))
+            shown[label] = torch.equal(image, source.flip(2))
+    return shown
+
+
+def test_alternate_flip_mirrors_each_image_in_every_other_epoch() -> None:
+    data = ImageSet(_images(40), torch.arange(40), [str(i) for i in range(40)])
+    loader = BatchLoader(data, 8, device=CPU, mean=[0.0] * 3, std=[1.0 / 255] * 3, shuffle=True,
+                         augment=Augment(0, True, alternate_flip=True), seed=3)
+    epochs = [_mirrored_per_image(loader, data, epoch) for epoch in (1, 2, 3, 4)]
+    assert all(len(shown) == 40 for shown in epochs)
+    assert 8 < sum(epochs[0].values()) < 32  # the first epoch's flips are random per image
+    for label in range(40):  # then each image alternates
+        assert [shown[label] for shown in epochs] == [epochs[0][label], not epochs[0][label]] * 2
+    other_seed = BatchLoader(data, 8, device=CPU, mean=[0.0] * 3, std=[1.0 / 255] * 3, shuffle=True,
+                             augment=Augment(0, True, alternate_flip=True), seed=4)
+    assert _mirrored_per_image(other_seed, data, 1) != epochs[0]
+
+
+def test_random_flip_does_not_alternate() -> None:
+    data = ImageSet(_images(40), torch.arange(40), [str(i) for i in range(40)])
+    loader = BatchLoader(data, 8, device=CPU, mean=[0.0] * 3, std=[1.0 / 255] * 3, shuffle=True,
+                         augment=Augment(0, True), seed=3)
+    first, second = (_mirrored_per_image(loader, data, epoch) for epoch in (1, 2))
+    assert any(first[label] == second[label] for label in range(40))
+
+
+def test_reflect_padding_mirrors_the_border_as_torch_does() -> None:
+    images = _images(3, 6)
+    assert torch.equal(pad_images(images, 2, reflect=True),
+                       F.pad(images.float(), (2,) * 4, mode="reflect").to(torch.uint8))
+    assert torch.equal(pad_images(images, 2, reflect=False), F.pad(images, (2,) * 4))
+    assert pad_images(images, 0, reflect=True) is images
+
+
+def test_reflect_crops_are_windows_of_the_reflected_image() -> None:
+    data = _dataset(16)
+    loader = BatchLoader(data, 16, device=CPU, mean=[0.0] * 3, std=[1.0 / 255] * 3,
+                         augment=Augment(2, False, reflect=True), seed=1)
+    crops = next(loader.epoch(1))[0].round().to(torch.uint8)
+    reflected = F.pad(data.images.float(), (2,) * 4, mode="reflect").to(torch.uint8)
+    for image, crop in zip(reflected, crops):
+        assert any(torch.equal(image[:, dy:dy + 8, dx:dx + 8], crop) for dy in range(5) for dx in range(5))
+    assert (crops != 0).all()  # no zero padding shows

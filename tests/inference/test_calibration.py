@@ -60,7 +60,7 @@ def test_a_fitted_temperature_recovers_the_one_that_made_a_model_over_confident(
     assert calibration_report(over_confident.at_temperature(temperature))["ece"] < 0.02 < \
         calibration_report(over_confident)["ece"]
     with pytest.raises(ResnetCifarError, match="without test-time augmentation"):
-        fit_temperature(Predictions(true_logits, labels, mirrored_logits=true_logits))
+        fit_temperature(Predictions(true_logits, labels, "flip", true_logits[None]))
 
 
 @pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan"), float("inf"), 1e9, "2", True])

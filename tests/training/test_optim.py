@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from resnet_cifar import ResnetCifarError
+from resnet_cifar.training.build import freeze_norm_scales
 from resnet_cifar.training.config import TrainConfig
 from resnet_cifar.training.optim import build_optimizer, build_scheduler, lr_factor
 
@@ -107,3 +108,27 @@ def test_weight_decay_of_norm_and_bias_parameters(decay_norm_and_bias: bool) -> 
 def test_bad_settings_are_refused(settings: dict, message: str) -> None:
     with pytest.raises(ResnetCifarError, match=message):
         TrainConfig(**settings)
+
+
+def test_a_bias_lr_scale_moves_the_one_dimensional_parameters_to_their_own_group() -> None:
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    single = build_optimizer(TrainConfig(), model)
+    assert len(single.param_groups) == 1  # the default keeps the one group older checkpoints hold
+    config = TrainConfig(lr=0.1, weight_decay=5e-4, bias_lr_scale=64.0)
+    weights, others = build_optimizer(config, model).param_groups
+    assert [p.ndim for p in weights["params"]] == [4] and len(others["params"]) == 3  # conv bias, BN scale and bias
+    assert others["lr"] == pytest.approx(6.4) and others["weight_decay"] == pytest.approx(5e-4 / 64)
+    assert weights["lr"] == 0.1 and weights["weight_decay"] == 5e-4
+    scheduler = build_scheduler(config, build_optimizer(config, model), STEPS)
+    scheduler.step()
+    lrs = [group["lr"] for group in scheduler.optimizer.param_groups]
+    assert lrs[1] == pytest.approx(64 * lrs[0])  # the schedule scales both alike
+    no_decay = build_optimizer(TrainConfig(bias_lr_scale=2.0, decay_norm_and_bias=False), model).param_groups[1]
+    assert no_decay["weight_decay"] == 0.0
+
+
+def test_frozen_norm_scales_are_left_out_of_the_optimizer() -> None:
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    freeze_norm_scales(model)
+    trained = {id(p) for group in build_optimizer(TrainConfig(), model).param_groups for p in group["params"]}
+    assert id(model[1].weight) not in trained and id(model[1].bias) in trained and len(trained) == 3

@@ -110,6 +110,25 @@ def test_every_family_trains_resumes_exactly_and_evaluates(tmp_path, name: str, 
     assert evaluate(straight)["correct"] == round(float(rows[-1]["test_acc"]) * 100)
 
 
+def test_airbench_ingredients_train_resume_exactly_and_report_tta_at_the_end(tmp_path) -> None:
+    """Alternating flips, reflected translation, fixed BatchNorm scales, a scaled bias learning rate and the
+    flip-translate TTA of the last epoch, which eval reproduces."""
+    settings = {"flip": "alternate", "pad_mode": "reflect", "crop_padding": 2, "train_norm_scale": False,
+                "bias_lr_scale": 64.0, "weight_decay": 5e-3, "tta": "flip-translate", "epochs": 2, "batch_size": 40,
+                "lr": 0.01, "model": "resnet9"}
+    straight = train(_config(tmp_path / "straight", **settings), quiet=True)
+    halves = train(_config(tmp_path / "halves", **settings), quiet=True, stop_after=1)
+    train(resume=halves, quiet=True)
+    a, b = load_file(straight / "model.safetensors"), load_file(halves / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    scales = [key for key in a if key.endswith("bn.weight") or key.endswith("bn1.weight")]
+    assert scales and all(torch.equal(a[key], torch.ones_like(a[key])) for key in scales)
+    assert any(not torch.equal(a[key.replace("weight", "bias")], torch.zeros_like(a[key])) for key in scales)
+    rows = _rows(straight)
+    assert rows[0]["test_tta_acc"] == "" and rows[1]["test_tta_acc"] != ""
+    assert evaluate(straight, tta="flip-translate")["correct"] == round(float(rows[-1]["test_tta_acc"]) * 100)
+
+
 def test_the_tally_counts_images_not_class_probabilities() -> None:
     tally = EpochTally()
     logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])

@@ -5,32 +5,79 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ResnetCifarError
+
 # Evaluation batch size, fixed so that training-time and ``eval`` figures come from identical batches.
 EVAL_BATCH_SIZE = 500
+
+View = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _mirror(images: torch.Tensor) -> torch.Tensor:
+    return images.flip(3)
+
+
+def _shifted(dy: int, dx: int) -> View:
+    """The images moved by (dy, dx) pixels, the uncovered border filled by reflection (airbench's TTA)."""
+    def view(images: torch.Tensor) -> torch.Tensor:
+        h, w = images.shape[-2:]
+        layout = torch.channels_last if images.is_contiguous(memory_format=torch.channels_last) else None
+        padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
+        # a dense copy in the input's layout: exported runtimes take arrays, not strided views
+        return padded[..., 1 - dy:1 - dy + h, 1 - dx:1 - dx + w].contiguous(
+            memory_format=layout or torch.contiguous_format)
+    return view
+
+
+def _then_mirror(view: View) -> View:
+    return lambda images: view(images).flip(3)
+
+
+# Test-time augmentation: the extra views of each image and the weights of all views, the plain image's first.
+# flip-translate is airbench's: the image and its mirror count 1/4 each, the image moved one pixel down-right and
+# one up-left, each also mirrored, 1/8 each.
+TTA_VIEWS: dict[str, tuple[tuple[View, ...], tuple[float, ...]]] = {
+    "off": ((), (1.0,)),
+    "flip": ((_mirror,), (0.5, 0.5)),
+    "flip-translate": ((_mirror, _shifted(1, 1), _then_mirror(_shifted(1, 1)), _shifted(-1, -1),
+                        _then_mirror(_shifted(-1, -1))), (0.25, 0.25, 0.125, 0.125, 0.125, 0.125)),
+}
+TTA_MODES = tuple(TTA_VIEWS)
+
+
+def tta_mode(tta: str | bool) -> str:
+    """The name of a test-time augmentation; ``True`` and ``False`` (the older switch) mean ``flip`` and ``off``."""
+    mode = {True: "flip", False: "off"}.get(tta, tta) if isinstance(tta, bool) else tta
+    if mode not in TTA_VIEWS:
+        raise ResnetCifarError(f"unknown test-time augmentation {tta!r}: choose one of {', '.join(TTA_MODES)}")
+    return mode
 
 
 @dataclass(frozen=True)
 class Predictions:
     """Outputs of a model over a dataset, kept on the CPU for reports: its logits (and with test-time augmentation
-    those of the mirrored images), the labels, and the temperature the probabilities are computed at."""
+    those of the other views of each image), the labels, and the temperature the probabilities are computed at."""
 
     logits: torch.Tensor  # float32 (N, num_classes)
     labels: torch.Tensor  # int64 (N,)
-    mirrored_logits: torch.Tensor | None = None  # flip TTA: probabilities averaged with these
+    tta: str = "off"  # the test-time augmentation (TTA_VIEWS) whose extra views view_logits holds
+    view_logits: torch.Tensor | None = None  # float32 (views, N, num_classes) with TTA
     temperature: float = 1.0  # logits are divided by it (temperature scaling; 1: as the model answers)
 
     @functools.cached_property
     def probabilities(self) -> torch.Tensor:
-        """float32 (N, num_classes): softmax of the logits over the temperature, averaged over the TTA views."""
-        probabilities = F.softmax(self.logits / self.temperature, dim=1)
-        if self.mirrored_logits is not None:
-            probabilities = (probabilities + F.softmax(self.mirrored_logits / self.temperature, dim=1)) / 2
+        """float32 (N, num_classes): softmax of the logits over the temperature; with TTA the weighted mean of
+        every view's."""
+        weights = TTA_VIEWS[self.tta][1]
+        probabilities = weights[0] * F.softmax(self.logits / self.temperature, dim=1)
+        for weight, logits in zip(weights[1:], self.view_logits if self.view_logits is not None else ()):
+            probabilities += weight * F.softmax(logits / self.temperature, dim=1)
         return probabilities
 
     def at_temperature(self, temperature: float) -> Predictions:
@@ -58,15 +105,15 @@ class Predictions:
 
 @torch.inference_mode()
 def predict_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *,
-                    tta: bool = False, temperature: float = 1.0) -> Predictions:
-    """The model's float32 logits for every batch (``tta``: also those of the mirrored images), probabilities at
-    ``temperature``."""
+                    tta: str | bool = "off", temperature: float = 1.0) -> Predictions:
+    """The model's float32 logits for every batch (with ``tta``, a ``TTA_MODES`` name, also those of each extra
+    view), probabilities at ``temperature``."""
+    mode = tta_mode(tta)
+    views = TTA_VIEWS[mode][0]
     model.eval()
-    logits, mirrored, labels = [], [], []
+    logits, labels = [], []
     for images, batch_labels in batches:
-        logits.append(model(images).float())
-        if tta:
-            mirrored.append(model(images.flip(3)).float())
+        logits.append(torch.stack([model(images).float(), *(model(view(images)).float() for view in views)]))
         labels.append(batch_labels)
-    return Predictions(torch.cat(logits).cpu(), torch.cat(labels).cpu(),
-                       torch.cat(mirrored).cpu() if tta else None, temperature)
+    every_view = torch.cat(logits, dim=1).cpu()
+    return Predictions(every_view[0], torch.cat(labels).cpu(), mode, every_view[1:] if views else None, temperature)

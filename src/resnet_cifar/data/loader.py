@@ -9,6 +9,7 @@ the same stream, so a resumed run sees the same mixed batches too; each rank mix
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -22,11 +23,15 @@ from .mixing import NO_MIXING, MixDraws, Mixing, mix_batch
 
 @dataclass(frozen=True)
 class Augment:
-    """Training augmentation: random crop from a zero-padded image, horizontal flip, cutout square (0 = off)."""
+    """Training augmentation: random crop from a padded image (zeros, or with ``reflect`` the border mirrored),
+    horizontal flip (with ``alternate_flip``: random per image in the first epoch, then each image's flip changes
+    every epoch, airbench's scheme), cutout square (0 = off)."""
 
     crop_padding: int = 4
     flip: bool = True
     cutout: int = 0
+    alternate_flip: bool = False
+    reflect: bool = False
 
 
 NO_AUGMENT = Augment(crop_padding=0, flip=False, cutout=0)
@@ -79,9 +84,8 @@ class BatchLoader:
             raise ResnetCifarError(f"--batch-size {batch_size} does not split evenly over {world_size} processes: "
                                    f"use a multiple of {world_size}")
         self.image_hw = data.images.shape[-2:]
-        # Zero-padded once here, so that each batch is cropped straight out of the padded images.
-        pad = augment.crop_padding
-        self.images = F.pad(data.images.to(device), (pad, pad, pad, pad)) if pad else data.images.to(device)
+        # Padded once here, so that each batch is cropped straight out of the padded images.
+        self.images = pad_images(data.images.to(device), augment.crop_padding, augment.reflect)
         self.labels = data.labels.to(device)
         self.batch_size = batch_size
         self.device = device
@@ -112,6 +116,10 @@ class BatchLoader:
         n = len(self.labels)
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
         draws = AugmentDraws.draw(n, self.augment, self.image_hw, generator)
+        if self.augment.flip and self.augment.alternate_flip:
+            # each image's flip of the first epoch (drawn from the seed alone), inverted in every even epoch
+            first = torch.rand(n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 - 1)) < 0.5
+            draws = dataclasses.replace(draws, mirrored=first[order] ^ (epoch % 2 == 0))
         return order, draws, MixDraws.draw(len(self), self.mixing, generator) if self.mixing.active else None
 
     def epoch(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -143,6 +151,24 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type != "cuda":
         return tensor.to(device)
     return tensor.pin_memory().to(device, non_blocking=True)
+
+
+def pad_images(images: torch.Tensor, padding: int, reflect: bool) -> torch.Tensor:
+    """(N, C, H, W) images with ``padding`` pixels on each side: zeros, or with ``reflect`` the border mirrored
+    (without repeating the edge, as ``F.pad(mode="reflect")``, which does not take the uint8 images)."""
+    if not padding:
+        return images
+    if not reflect:
+        return F.pad(images, (padding,) * 4)
+    h, w = images.shape[-2:]
+    rows, columns = (_reflected(torch.arange(-padding, side + padding, device=images.device), side) for side in (h, w))
+    return images.index_select(2, rows).index_select(3, columns)
+
+
+def _reflected(index: torch.Tensor, side: int) -> torch.Tensor:
+    """Positions outside [0, side) mirrored back in about the first and last pixel."""
+    index = index.abs()
+    return torch.where(index >= side, 2 * (side - 1) - index, index)
 
 
 def augment_batch(images: torch.Tensor, augment: Augment, draws: AugmentDraws) -> torch.Tensor:

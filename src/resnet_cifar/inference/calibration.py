@@ -47,7 +47,7 @@ def calibration_report(predictions: Predictions, bins: int = CALIBRATION_BINS) -
 def fit_temperature(predictions: Predictions) -> float:
     """The temperature that minimises the negative log-likelihood of ``predictions`` (their logits over it), found
     by L-BFGS on its logarithm; images are the caller's validation images, never the test split."""
-    if predictions.mirrored_logits is not None:
+    if predictions.tta != "off":
         raise ResnetCifarError("fit the temperature on predictions without test-time augmentation")
     logits, labels = predictions.logits.double(), predictions.labels.clone()  # not inference-mode tensors
     log_temperature = torch.zeros((), dtype=torch.float64, requires_grad=True)

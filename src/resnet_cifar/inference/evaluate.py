@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..core.batches import Predictions, predict_batches
+from ..core.batches import Predictions, predict_batches, tta_mode
 from ..core.source import ModelSource
 from ..data import ImageSet, load_dataset
 from ..data.corruptions import SEVERITIES, check_corruptions
@@ -25,7 +25,7 @@ GRID_IMAGES = 64
 
 
 def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | None = None,
-             data_dir: str | Path | None = None, split: str = "test", tta: bool = False,
+             data_dir: str | Path | None = None, split: str = "test", tta: str | bool = "off",
              out_dir: str | Path | None = None, device: str = "auto", download: bool = True, int8: bool = False,
              backend: str | None = None, explain: bool = False, corruptions: Sequence[str] | None = None,
              severities: Sequence[int] = SEVERITIES, corruption_seed: int = 0,
@@ -45,6 +45,7 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
     one is given, and draws ``robustness.png``.
     """
     names = check_corruptions(list(corruptions)) if corruptions is not None else None  # refused before any work
+    tta = tta_mode(tta)
     trained = load_for_backend(model, backend, device, int8=int8)
     if explain:
         trained.require_gradients("--explain needs the PyTorch model")
@@ -82,7 +83,7 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
 
 
 def _robustness(trained: TrainedModel, model: torch.nn.Module, data: ImageSet, names: list[str],
-                severities: Sequence[int], data_dir: str | Path, seed: int, tta: bool, int8: bool,
+                severities: Sequence[int], data_dir: str | Path, seed: int, tta: str, int8: bool,
                 reference: TrainedModel | ModelSource | str | Path | None, backend: str,
                 device: str) -> dict[str, Any]:
     """The accuracy under each corruption, and the reference's on the same corrupted images; the clean accuracy
@@ -173,7 +174,7 @@ def format_per_class(results: dict[str, Any]) -> str:
         accuracy = "-" if row["accuracy"] is None else f"{100 * row['accuracy']:.2f}%"
         lines.append(f"{name:<16} {row['images']:>6} {accuracy:>9}")
     lines.append(f"{'overall':<16} {results['images']:>6} {100 * results['accuracy']:>8.2f}%   "
-                 f"loss {results['loss']:.4f}{'  (flip TTA)' if results['tta'] else ''}"
+                 f"loss {results['loss']:.4f}{'  (' + results['tta'] + ' TTA)' if results['tta'] != 'off' else ''}"
                  f"{'  (int8)' if results.get('int8') else ''}"
                  f"{'  (backend ' + results['backend'] + ')' if results.get('backend', 'torch') != 'torch' else ''}")
     lines.append(format_calibration(results["calibration"], results.get("calibration_before_scaling")))

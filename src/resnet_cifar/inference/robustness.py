@@ -60,7 +60,7 @@ class Runner:
     def precision(self) -> str:
         return "float32" if self.dtype is None else str(self.dtype).removeprefix("torch.")
 
-    def accuracy(self, data: ImageSet, tta: bool) -> float:
+    def accuracy(self, data: ImageSet, tta: str | bool) -> float:
         batches = ((images.contiguous(memory_format=torch.channels_last) if self.channels_last else images, labels)
                    for images, labels in self.trained.batches(data))
         with autocast(self.trained.device, self.dtype):
@@ -68,7 +68,7 @@ class Runner:
 
 
 def corruption_accuracies(runner: Runner, clean: ImageSet, names: Sequence[str], severities: Sequence[int], *,
-                          data_dir: str | Path, seed: int = 0, tta: bool = False) -> dict[str, dict[int, float]]:
+                          data_dir: str | Path, seed: int = 0, tta: str | bool = "off") -> dict[str, dict[int, float]]:
     """Accuracy on each corrupted copy of ``clean``; the copies come from the cache under ``data_dir`` or are made
     (one process per CPU) and kept there."""
     table: dict[str, dict[int, float]] = {name: {} for name in names}

@@ -107,6 +107,8 @@ def build_parts(config: TrainConfig, placement: Placement, world: World = World(
     model = create_model(config.model, num_classes=len(data.train.class_names), **config.model_options)
     if config.init_from and fresh:
         initialise_from(model, config.init_from, config.model, config.model_options)
+    if not config.train_norm_scale:
+        freeze_norm_scales(model)
     model = model.to(device)
     if config.sync_bn and world.distributed:
         model = convert_sync_batchnorm(model, device)
@@ -122,7 +124,10 @@ def build_parts(config: TrainConfig, placement: Placement, world: World = World(
                            mixing=mixing, seed=config.seed, drop_last=shuffle, channels_last=placement.channels_last,
                            **ranks)
 
-    augment = Augment(config.crop_padding, True, config.cutout) if config.augment else NO_AUGMENT
+    augment = NO_AUGMENT
+    if config.augment:
+        augment = Augment(config.crop_padding, True, config.cutout, alternate_flip=config.flip == "alternate",
+                          reflect=config.pad_mode == "reflect")
     train_loader = loader(data.train, config.batch_size, shuffle=True, augment=augment,
                           mixing=Mixing(config.mixup, config.cutmix))
     # Each rank evaluates its own slice of the evaluation images; the sums are added up across ranks.
@@ -135,6 +140,13 @@ def build_parts(config: TrainConfig, placement: Placement, world: World = World(
         torch.amp.GradScaler(device.type, enabled=placement.amp_dtype == torch.float16),
         EMA(model, config.ema_decay) if config.ema else None,
         nn.CrossEntropyLoss(label_smoothing=config.label_smoothing))
+
+
+def freeze_norm_scales(model: nn.Module) -> None:
+    """Keep every BatchNorm scale at its value (1 from initialisation): the optimizer leaves them out."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.weight is not None:
+            module.weight.requires_grad_(False)
 
 
 def _load_splits_in_turn(config: TrainConfig, world: World) -> Splits:

@@ -18,8 +18,9 @@ from ..plots import plot_curves
 if TYPE_CHECKING:
     from .trainer import Run
 
-METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
-                  "skipped_batches", "epoch_seconds", "elapsed_seconds", "wall_seconds")
+# test_tta_acc: with --tta, the last epoch's test accuracy under that test-time augmentation (empty before).
+METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "test_tta_acc",
+                  "lr", "skipped_batches", "epoch_seconds", "elapsed_seconds", "wall_seconds")
 
 
 class Callback:
@@ -88,6 +89,8 @@ def format_epoch_line(row: dict, epochs: int) -> str:
     for split in ("train", "val", "test"):
         if row.get(f"{split}_loss") not in (None, ""):
             parts.append(f"{split} loss {row[f'{split}_loss']:.4f} acc {100 * row[f'{split}_acc']:.2f}%")
+    if row.get("test_tta_acc") not in (None, ""):
+        parts.append(f"with TTA {100 * row['test_tta_acc']:.2f}%")
     parts.append(f"lr {row['lr']:.4g}")
     if row.get("skipped_batches"):
         parts.append(f"skipped {row['skipped_batches']} non-finite batches")

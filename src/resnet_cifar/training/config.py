@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.batches import TTA_MODES
 from ..core.device import DEVICES
 from ..data import DATASETS
 from ..errors import ResnetCifarError, require_positive_int
@@ -18,6 +19,8 @@ AMP_MODES = ("auto", "bf16", "fp16", "off")
 # Where a run is kept and computed, not what it computes: a run may continue with them changed (train --resume).
 PLACE_SETTINGS = ("out", "data_dir", "download", "device", "checkpoint_every")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's; reduce-overhead = CUDA graphs
+FLIP_MODES = ("random", "alternate")
+PAD_MODES = ("zeros", "reflect")
 
 
 def setting(default: Any, help: str, *, shown: str | None = None, **cli: Any) -> Any:
@@ -53,6 +56,11 @@ class TrainConfig:
     decay_norm_and_bias: bool = setting(True, "apply weight decay to BatchNorm weights and to biases too; with "
                                         "--no-decay-norm-and-bias only conv and linear weights decay")
     nesterov: bool = setting(True, "Nesterov momentum for SGD")
+    bias_lr_scale: float = setting(1.0, "the one-dimensional parameters (BatchNorm scales and biases, every bias) "
+                                   "learn at --lr times this, their weight decay divided by it so that lr x decay "
+                                   "stays (airbench: 64)")
+    train_norm_scale: bool = setting(True, "learn the BatchNorm scales; with --no-train-norm-scale they stay at "
+                                     "their initial 1 and only the biases learn (airbench)")
     schedule: str = setting("onecycle", "learning-rate schedule", choices=SCHEDULES)
     warmup_epochs: float | None = setting(None, "linear warm-up in epochs",
                                           shown="15% of the run for onecycle, else 0; not used by plateau")
@@ -64,6 +72,11 @@ class TrainConfig:
     label_smoothing: float = setting(0.1, "label smoothing of the training loss")
     augment: bool = setting(True, "random crop and horizontal flip")
     crop_padding: int = setting(4, "padding of the random crop")
+    pad_mode: str = setting("zeros", "what fills the random crop's padding: zeros, or the border reflected "
+                            "(airbench's translate)", choices=PAD_MODES)
+    flip: str = setting("random", "horizontal flip: random for each image every epoch, or alternate: random in "
+                        "the first epoch, then each image flipped in every other epoch (airbench)",
+                        choices=FLIP_MODES)
     cutout: int = setting(0, "side of the cutout square, 0 = off")
     mixup: float = setting(0.0, "mixup: blend each batch with itself reversed, images and labels, by a weight drawn "
                            "from Beta(A, A) (0.2 is usual); 0 = off. The training accuracy then counts the label "
@@ -86,6 +99,8 @@ class TrainConfig:
                                 "compilation)", choices=COMPILE_MODES)
     sync_bn: bool = setting(False, "with several processes (torchrun), BatchNorm statistics over the batches of "
                             "all of them")
+    tta: str = setting("off", "after the last epoch also measure the test accuracy with this test-time "
+                       "augmentation (test_tta_acc in metrics.csv; see 'resnet-cifar eval --tta')", choices=TTA_MODES)
     ema: bool = setting(False, "evaluate and export an exponential moving average of the weights")
     ema_decay: float = setting(0.999, "decay of the weights' moving average, reached after a warm-up: "
                                "min(decay, (1 + n) / (10 + n)) after n steps")
@@ -121,6 +136,14 @@ class TrainConfig:
         _choice("amp", self.amp, AMP_MODES)
         _choice("device", self.device, DEVICES)
         _choice("compile_mode", self.compile_mode, COMPILE_MODES)
+        _choice("flip", self.flip, FLIP_MODES)
+        _choice("pad_mode", self.pad_mode, PAD_MODES)
+        _choice("tta", self.tta, TTA_MODES)
+        if not (math.isfinite(self.bias_lr_scale) and self.bias_lr_scale > 0):
+            raise ResnetCifarError(f"--bias-lr-scale must be a positive number, got {self.bias_lr_scale}")
+        if not self.train_norm_scale and self.model_options.get("zero_init_residual"):
+            raise ResnetCifarError("--zero-init-residual starts BatchNorm scales at 0, which --no-train-norm-scale "
+                                   "would keep there for good: use one of the two")
         if self.compile_mode != "default" and not self.compile:
             raise ResnetCifarError(f"--compile-mode {self.compile_mode} needs --compile")
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -150,6 +173,9 @@ class TrainConfig:
             if getattr(self, name) > self.image_size:
                 raise ResnetCifarError(f"--{name.replace('_', '-')} must be at most the image side "
                                        f"({self.image_size}), got {getattr(self, name)}")
+        if self.pad_mode == "reflect" and self.crop_padding >= self.image_size:
+            raise ResnetCifarError(f"--pad-mode reflect needs --crop-padding below the image side ({self.image_size})"
+                                   f", got {self.crop_padding}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             raise ResnetCifarError(f"--seed must be an integer from 0 to {2**32 - 1}, got {self.seed!r}")
 

@@ -18,17 +18,21 @@ Scheduler = LRScheduler | ReduceLROnPlateau
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD (momentum, optional Nesterov), Adam or AdamW over every parameter, with weight decay.
+    """SGD (momentum, optional Nesterov), Adam or AdamW over every trained parameter, with weight decay.
 
-    Without ``decay_norm_and_bias`` the one-dimensional parameters (BatchNorm weights and biases, every bias)
-    form a second group without weight decay. On CUDA the fused implementation is used where this torch has
-    one (one kernel for all parameters).
+    Without ``decay_norm_and_bias``, or with a ``bias_lr_scale``, the one-dimensional parameters (BatchNorm weights
+    and biases, every bias) form a second group: without weight decay, or at ``bias_lr_scale`` times the learning
+    rate and the weight decay divided by it. Parameters that do not require gradients (``--no-train-norm-scale``)
+    are left out. On CUDA the fused implementation is used where this torch has one (one kernel for all
+    parameters).
     """
-    params = list(model.parameters())
+    params = [p for p in model.parameters() if p.requires_grad]
     groups: list[dict] = [{"params": params}]
-    if not config.decay_norm_and_bias:
+    if not config.decay_norm_and_bias or config.bias_lr_scale != 1:
+        scale = config.bias_lr_scale
+        decay = config.weight_decay / scale if config.decay_norm_and_bias else 0.0
         groups = [{"params": [p for p in params if p.ndim > 1]},
-                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+                  {"params": [p for p in params if p.ndim <= 1], "lr": config.lr * scale, "weight_decay": decay}]
     kind = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer]
     options: dict = {"lr": config.lr, "weight_decay": config.weight_decay}
     if config.optimizer == "sgd":

@@ -22,17 +22,20 @@ STOP_CHECK_EVERY = 20
 
 
 class Evaluate(Callback):
-    """Adds each evaluated split's loss and accuracy (val, test) to the row of every finished training epoch."""
+    """Adds each evaluated split's loss and accuracy (val, test) to the row of every finished training epoch; with
+    ``--tta``, after the last epoch also the test accuracy under that test-time augmentation (``test_tta_acc``)."""
 
     def on_train_epoch_end(self, run: Run, row: dict[str, Any]) -> None:
         for split in run.parts.eval_loaders:
             row[f"{split}_loss"], row[f"{split}_acc"] = self.evaluate(run, split)
+        if run.config.tta != "off" and run.epoch == run.config.epochs:
+            row["test_tta_acc"] = self.evaluate(run, "test", run.config.tta)[1]
 
     @staticmethod
-    def evaluate(run: Run, split: str) -> tuple[float, float]:
+    def evaluate(run: Run, split: str, tta: str = "off") -> tuple[float, float]:
         """(loss, accuracy) of the evaluated weights on ``split``, in float32, over every rank."""
         parts = run.parts
-        predictions = predict_batches(parts.eval_model, parts.eval_loaders[split].epoch())
+        predictions = predict_batches(parts.eval_model, parts.eval_loaders[split].epoch(), tta=tta)
         count = len(predictions.labels)
         sums = torch.tensor([predictions.loss * count, predictions.correct, count], dtype=torch.float64,
                             device=parts.device)
