@@ -1,6 +1,6 @@
 """Ablation of training-recipe ingredients: one short run per variant, side by side on one machine.
 
-    python benchmarks/recipe_ablation.py --data-dir DATA_DIR --out DIR [--set short|long] [--epochs 10]
+    python benchmarks/recipe_ablation.py --data-dir DATA_DIR --out DIR [--set short|long|speedrun] [--epochs 10]
         [--train-subset 10000] [--model resnet20] [--dataset cifar10] [--seed 0] [--only NAME ...]
 
 Every variant is the base recipe (``resnet-cifar train``'s defaults, i.e. the ``default`` recipe) plus the options
@@ -8,6 +8,10 @@ listed for it. The ``short`` set varies each ingredient of that recipe; the ``lo
 (batch 128, lr 0.2, the short set's winner) and changes one ingredient at a time where a long run, which shows each
 image many times (give it more epochs), may differ from a short one: the regularisers (cutout, zero-init residual,
 stronger label smoothing and weight decay, mixup, CutMix), half the batch, twice the peak learning rate. The
+``speedrun`` set adds to the same CPU base, one at a time and then all together, what the speed record line
+(airbench) trains with: label smoothing 0.2, alternating flips, translation by up to 2 pixels with reflected borders,
+fixed BatchNorm scales with a 64x learning rate for biases, an average of the weights; its runs also measure the last
+epoch with airbench's flip-translate test-time augmentation (``final_tta_acc``). The
 variants are trained with ``resnet-cifar train`` in a subprocess for the same epochs on the same class-balanced
 training subset, one after the other, nothing else running. A variant whose run folder (DIR/SET-NN) already holds
 all its epochs is not trained again, so an interrupted ablation continues where it stopped; with ``--only`` the
@@ -58,7 +62,22 @@ LONG_VARIANTS: list[tuple[str, list[str]]] = [
     ("batch 128, lr 0.2, CutMix 1.0", [*CPU_BASE, "--cutmix", "1.0"]),
     ("batch 128, lr 0.4 (twice the peak)", ["--batch-size", "128", "--lr", "0.4"]),
 ]
-VARIANT_SETS = {"short": SHORT_VARIANTS, "long": LONG_VARIANTS}
+# What transfers from the record line (airbench, "How to train your ResNet"), each added alone to the CPU base, then
+# all together; every variant also measures the last epoch with airbench's flip-translate TTA (test_tta_acc).
+AIRBENCH_INGREDIENTS: list[tuple[str, list[str]]] = [
+    ("label smoothing 0.2", ["--label-smoothing", "0.2"]),
+    ("alternating flip", ["--flip", "alternate"]),
+    ("translate 2 (reflect)", ["--crop-padding", "2", "--pad-mode", "reflect"]),
+    ("fixed BN scales, bias lr x64", ["--no-train-norm-scale", "--bias-lr-scale", "64"]),
+    ("EMA", ["--ema"]),
+]
+SPEEDRUN_VARIANTS: list[tuple[str, list[str]]] = [
+    ("batch 128, lr 0.2", CPU_BASE),
+    *((f"batch 128, lr 0.2, {name}", [*CPU_BASE, *options]) for name, options in AIRBENCH_INGREDIENTS),
+    ("batch 128, lr 0.2, all of them", [*CPU_BASE, *(o for _, options in AIRBENCH_INGREDIENTS for o in options)]),
+]
+VARIANT_SETS = {"short": SHORT_VARIANTS, "long": LONG_VARIANTS, "speedrun": SPEEDRUN_VARIANTS}
+TTA_SETS = {"speedrun": ["--tta", "flip-translate"]}
 
 
 def read_rows(run: Path) -> list[dict[str, float]]:
@@ -112,12 +131,13 @@ def main() -> None:
         command = [sys.executable, "-m", "resnet_cifar", "train", "--model", args.model, "--epochs", str(args.epochs),
                    "--train-subset", str(args.train_subset), "--seed", str(args.seed), "--device", "cpu",
                    "--dataset", args.dataset, "--data-dir", args.data_dir, "--no-download", "--channels-last",
-                   "--quiet", "--out", str(run), *options]
+                   "--quiet", "--out", str(run), *TTA_SETS.get(args.set, []), *options]
         rows = read_rows(run) if args.only and name not in args.only else train(command, run, args.epochs)
         if len(rows) < args.epochs:
             continue  # not selected and not run before
         results.append({"name": name, "options": options, "command": shlex.join(command[2:]),
                         "final_test_acc": rows[-1]["test_acc"], "best_test_acc": max(r["test_acc"] for r in rows),
+                        "final_tta_acc": rows[-1].get("test_tta_acc"),
                         "seconds": rows[-1]["wall_seconds"], "test_acc": [r["test_acc"] for r in rows]})
         print(f"{name}: {100 * rows[-1]['test_acc']:.2f}% in {rows[-1]['wall_seconds']:.0f} s", flush=True)
     report = {"set": args.set, "model": args.model, "epochs": args.epochs, "train_subset": args.train_subset,
@@ -131,10 +151,11 @@ def main() -> None:
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7)
     save_figure(figure, args.out / "ablation.png")
-    print("\n| variant | final test acc | best | seconds |\n|---|---:|---:|---:|")
+    print("\n| variant | final test acc | with TTA | best | seconds |\n|---|---:|---:|---:|---:|")
     for result in results:
-        print(f"| {result['name']} | {100 * result['final_test_acc']:.2f}% | {100 * result['best_test_acc']:.2f}% "
-              f"| {result['seconds']:.0f} |")
+        tta = "-" if result["final_tta_acc"] is None else f"{100 * result['final_tta_acc']:.2f}%"
+        print(f"| {result['name']} | {100 * result['final_test_acc']:.2f}% | {tta} | "
+              f"{100 * result['best_test_acc']:.2f}% | {result['seconds']:.0f} |")
 
 
 if __name__ == "__main__":

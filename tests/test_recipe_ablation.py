@@ -52,3 +52,13 @@ def test_an_unknown_variant_is_refused(script, monkeypatch, tmp_path: Path, caps
     with pytest.raises(SystemExit):
         _ablate(script, monkeypatch, tmp_path, "batch 1024")
     assert "unknown variant 'batch 1024'" in capsys.readouterr().err
+
+
+def test_the_speedrun_set_adds_each_airbench_ingredient_and_reports_tta(script, monkeypatch, tmp_path: Path) -> None:
+    names = [name for name, _ in script.SPEEDRUN_VARIANTS]
+    report = _ablate(script, monkeypatch, tmp_path, names[2], variant_set="speedrun")
+    result = report["results"][0]
+    assert result["name"] == names[2] and "--tta flip-translate" in result["command"]
+    assert "--flip alternate" in result["command"] and 0 <= result["final_tta_acc"] <= 1
+    everything = script.SPEEDRUN_VARIANTS[-1][1]
+    assert all(option in everything for _, options in script.SPEEDRUN_VARIANTS[1:-1] for option in options)
