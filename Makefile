@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 # never a dependency of the package; its CPU port patches this version's source.
 AIRBENCH_PIN ?= airbench==0.1.8
 
-.PHONY: demo test test-all test-compat bench bench-baseline browser clean
+.PHONY: demo test test-all test-compat bench bench-baseline browser postgres clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,13 +38,21 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
 		echo "note: chromium could not be installed; the web page's browser test will be skipped"
 
+# The sweep's shared-study test starts a real PostgreSQL server: Debian's, installed here where this machine allows
+# it (root with apt-get); elsewhere that one test is skipped and says why.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null 2>&1; } || \
+		echo "note: PostgreSQL could not be installed; the sweep's shared-database test will be skipped"
+
 # One test process per CPU (pytest-xdist), each test file in one process so that its shared fixtures run once.
 # test-all adds the exhaustive variants marked slow (every model traced by torch.compile, ...).
 TEST_PROCESSES ?= auto
-test: $(VENV)/.installed browser
+test: $(VENV)/.installed browser postgres
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
-test-all: $(VENV)/.installed browser
+test-all: $(VENV)/.installed browser postgres
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "slow or not slow"
 
 # The oldest torch we declare (pyproject.toml), from PyPI: a CUDA build of about 2.5 GB with its NVIDIA libraries

@@ -75,3 +75,16 @@ def _type_keywords(hint: Any) -> dict[str, Any]:
     if typing.get_origin(hint) is list:
         return {"type": typing.get_args(hint)[0], "nargs": "+"}
     return {"type": hint}
+
+
+def settings_as_options(settings: Mapping[str, Any]) -> list[str]:
+    """``TrainConfig`` settings as the command-line options that give them (the inverse of the parser)."""
+    options: list[str] = []
+    for name, value in settings.items():
+        if isinstance(value, bool):
+            options.append(option_name(name) if value else "--no-" + name.replace("_", "-"))
+        elif isinstance(value, list):
+            options += [option_name(name), *map(str, value)]
+        elif value is not None:
+            options += [option_name(name), str(value)]
+    return options

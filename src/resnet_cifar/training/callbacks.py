@@ -112,6 +112,16 @@ class CsvLog(Callback):
         atomic_write_bytes(self.path, text.getvalue().encode())
 
 
+def read_metrics_csv(folder: Path) -> list[dict[str, str]]:
+    """The rows of a run folder's ``metrics.csv`` as written (strings; empty where a column has no value), or none
+    when it has none yet."""
+    path = folder / "metrics.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
 class CurvesPlot(Callback):
     """``curves.png``: loss, accuracy and learning rate against epoch.
 
