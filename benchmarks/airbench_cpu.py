@@ -3,10 +3,9 @@
 The changes are applied to airbench's own source text as it is loaded (``load_airbench_for_cpu``): each must match
 its line exactly, so another airbench version fails with a message naming the change rather than running
 something else. Nothing about the network, the data order, the augmentation, the optimiser or the schedule changes.
-Precision is not a source change either: float32 by default; ``airbench_peer.py --cpu-bf16`` wraps training and
-evaluation in bf16 autocast (CPUs with native bf16), as our own CPU training runs. Measured on Zen 4 (2026-12-05),
-airbench94 does not train under bf16 autocast yet (test accuracy 23.6% after its 10 epochs, the loss stuck at 2.25;
-float32 learns normally), so bf16 is opt-in until that is understood.
+Precision is not a source change either: ``airbench_peer.py`` wraps training and evaluation in bf16 autocast on CPUs
+with native bf16, as our own CPU training runs (``--cpu-amp off``: float32), with autocast's weight cache off
+(airbench's fp16 on the GPU has no counterpart on CPUs, where fp16 is slow).
 """
 from __future__ import annotations
 

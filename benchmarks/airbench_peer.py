@@ -19,8 +19,9 @@ machine).
 
 On a CPU (``--device cpu``, or no CUDA GPU) it runs airbench's own source with the few changes that only move it
 there, listed in ``airbench_cpu.py`` (its ``.cuda()``/``.half()`` calls, its CUDA timing events, torchvision's
-Normalize), in float32 (``--cpu-bf16``: under bf16 autocast, which does not train it yet); the warm-up run is left
-out there (no autotuning to do), and airbench's clock is then the wall clock around the same steps.
+Normalize), under bf16 autocast where the CPU has native bf16 (else, or with ``--cpu-amp off``, in float32); the
+warm-up run is left out there (no autotuning to do), and airbench's clock is then the wall clock around the same
+steps.
 """
 from __future__ import annotations
 
@@ -76,10 +77,16 @@ def synchronize(device: str) -> None:
 
 
 def precision(device: str, cpu_bf16: bool) -> contextlib.AbstractContextManager:
-    """airbench's own fp16 on the GPU (nothing to add); float32, or bf16 autocast if asked, on the CPU."""
+    """airbench's own fp16 on the GPU (nothing to add); on the CPU bf16 autocast (``cpu_bf16``) or float32.
+
+    One autocast region covers the whole of airbench's training, so its weight cache must be off: autocast keeps
+    the bf16 copy it makes of each weight until the outermost region ends, and inside one region around the whole
+    run every step would compute with the weights of the first (measured: airbench94 stayed at chance, loss 2.30,
+    for 10 epochs; with the cache off it trains as in float32).
+    """
     if device != "cpu":
         return contextlib.nullcontext()
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16 and cpu_supports_bf16())
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16, cache_enabled=False)
 
 
 def run_once(airbench: types.ModuleType, variant: str, run: int, device: str, cpu_bf16: bool = False,
@@ -119,7 +126,7 @@ def write_metrics(rows: list[dict], path: Path) -> None:
 def machine(device: str, cpu_bf16: bool) -> dict:
     where = ({"gpu": torch.cuda.get_device_name(), "cuda": torch.version.cuda} if device == "cuda" else
              {"cpu": cpu_description(), "threads": torch.get_num_threads(),
-              "precision": "bf16 autocast" if cpu_bf16 and cpu_supports_bf16() else "float32"})
+              "precision": "bf16 autocast" if cpu_bf16 else "float32"})
     return {**where, "torch": torch.__version__, "airbench": "0.1.8", "python": platform.python_version(),
             "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
 
@@ -141,28 +148,30 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each variant (default 3)")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
                         help="auto: the GPU where there is one (default)")
-    parser.add_argument("--cpu-bf16", action="store_true",
-                        help="on the CPU, bf16 autocast (CPUs with native bf16); it does not train airbench94 yet")
+    parser.add_argument("--cpu-amp", choices=["auto", "bf16", "off"], default="auto",
+                        help="on the CPU: bf16 autocast (auto: where the CPU has native bf16, as our training) or "
+                             "float32 (off)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: the CPUs this process may use)")
     args = parser.parse_args()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if device == "cuda" and not torch.cuda.is_available():
         sys.exit("airbench_peer.py: --device cuda, but there is no CUDA GPU here; give --device cpu")
     configure_threads(args.threads)
+    cpu_bf16 = args.cpu_amp == "bf16" or (args.cpu_amp == "auto" and cpu_supports_bf16())
     args.out.mkdir(parents=True, exist_ok=True)
     work = (args.out / "work").resolve()
     write_airbench_data(args.data_dir.resolve(), work / "cifar10")
     os.chdir(work)  # airbench reads its test split from ./cifar10
     airbench = load_airbench(device)
 
-    report = {"machine": machine(device, args.cpu_bf16), "variants": {}}
+    report = {"machine": machine(device, cpu_bf16), "variants": {}}
     for variant in args.variants:
         if device == "cuda":
             with contextlib.redirect_stdout(io.StringIO()):
                 getattr(airbench, f"warmup{variant}")()
         runs = []
         for run in range(args.runs):
-            result = run_once(airbench, variant, run, device, args.cpu_bf16)
+            result = run_once(airbench, variant, run, device, cpu_bf16)
             write_metrics(result["epochs"], args.out / f"airbench{variant}-run{run}-metrics.csv")
             print(f"airbench{variant} run {run}: {100 * result['test_acc']:.2f}% "
                   f"({100 * result['tta_test_acc']:.2f}% with TTA) in {result['airbench_seconds']:.2f} s "

@@ -51,6 +51,19 @@ def test_the_whitening_layer_is_computed_in_float32_under_bf16_autocast(port) ->
     torch.testing.assert_close(weights[1], weights[0])
 
 
+def test_bf16_steps_compute_with_the_weights_of_that_step(peer) -> None:
+    """airbench trains inside one autocast region: a cached bf16 copy of a weight would freeze it at its first
+    value (airbench94 then stays at chance); the region must recast the weights as the optimizer changes them."""
+    layer = torch.nn.Linear(8, 4)
+    images = torch.randn(2, 8)
+    with peer.precision("cpu", True):
+        before = layer(images)
+        with torch.no_grad():
+            layer.weight.add_(1.0)  # what an optimizer step does, in place
+        after = layer(images)
+    assert before.dtype == torch.bfloat16 and not torch.equal(before, after)
+
+
 def test_airbench94_trains_on_the_cpu_and_reports_its_epochs(peer, port, fake_cifar, tmp_path, monkeypatch) -> None:
     data = fake_cifar(tmp_path / "data", train_images=400, test_images=120)
     work = tmp_path / "work"

@@ -174,3 +174,16 @@ def test_every_process_of_a_study_must_train_alike(tmp_path, space, train_option
     assert main([*first, *train_options]) == 0
     assert main([*first, "--lr", "0.3", *train_options]) == 2
     assert "was started with train_settings" in capsys.readouterr().err
+
+
+def test_a_space_whose_trials_cannot_train_stops_after_five_failures(tmp_path, train_options, capsys) -> None:
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"warmup_epochs": {"low": 5, "high": 9}}))  # beyond the 2 epochs trained
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--study", "s", "--out", str(out), "--space", str(space), "--epochs", "2",
+                 *train_options]) == 2
+    err = capsys.readouterr().err
+    assert "5 trials in a row failed, the last because its settings cannot train: --warmup-epochs must lie" in err
+    trials = _trials(str(out / "optuna.journal"), "s")
+    assert [t.state.name for t in trials] == ["FAIL"] * 5
+    assert all("--warmup-epochs" in t.user_attrs["error"] for t in trials)

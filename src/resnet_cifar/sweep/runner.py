@@ -32,6 +32,9 @@ except ImportError:  # Windows: no advisory locks, so one sweep process per stud
     fcntl = None  # type: ignore[assignment]
 
 SWEEP_LOCK = ".sweep-lock"
+# A process stops after this many trials in a row failed (settings that cannot train, diverging runs): the space
+# or the train options need a look, and failed trials do not count towards --trials.
+MAX_FAILURES_IN_A_ROW = 5
 
 
 @dataclass
@@ -53,8 +56,9 @@ class SweepPlan:
 class TrialClaim:
     """An exclusive lock on a trial's folder, held from the moment a process takes the trial until it is told."""
 
-    def __init__(self, trial: Any, folder: Path) -> None:
+    def __init__(self, trial: Any, folder: Path, reported: frozenset[int] = frozenset()) -> None:
         self.trial, self.folder = trial, folder
+        self.reported = reported  # the epochs an earlier process already reported
         self._fd: int | None = None
 
     def acquire(self) -> bool:
@@ -87,16 +91,15 @@ class TrialReport(Callback):
     """Reports the selection metric to the trial after every epoch; stops the run when Optuna prunes it, or when
     the next epoch would end past the time budget."""
 
-    def __init__(self, trial: Any, metric: str, budget_s: float | None) -> None:
-        self.trial, self.metric, self.budget_s = trial, metric, budget_s
+    def __init__(self, trial: Any, metric: str, budget_s: float | None, reported: frozenset[int]) -> None:
+        self.trial, self.metric, self.budget_s, self.reported = trial, metric, budget_s, reported
         self.pruned = False
         self.at_budget = False
 
     def on_train_start(self, run: Run) -> None:
         """A continued trial: report the epochs its earlier process finished but did not report."""
-        reported = self.trial.study._storage.get_trial(self.trial._trial_id).intermediate_values
         for row in run.history:
-            if row["epoch"] not in reported:
+            if row["epoch"] not in self.reported:
                 self.trial.report(float(row[self.metric]), row["epoch"])
 
     def on_epoch_end(self, run: Run, row: dict[str, Any]) -> None:
@@ -114,13 +117,17 @@ def run_sweep(plan: SweepPlan) -> None:
 
     A signal (Ctrl-C) stops the trial being trained after its current step with a checkpoint, and the sweep with
     it (``TrainingInterrupted``); the same command continues it."""
-    start = time.monotonic()
+    start, failures = time.monotonic(), 0
     while plan.timeout_s is None or time.monotonic() - start < plan.timeout_s:
         claim = claim_orphan(plan) or claim_new(plan)
         if claim is None:
             return
         with claim:
-            run_trial(plan, claim)
+            failure = run_trial(plan, claim)
+        failures = failures + 1 if failure else 0
+        if failures >= MAX_FAILURES_IN_A_ROW:
+            raise ResnetCifarError(f"{failures} trials in a row failed, the last because {failure}: check the "
+                                   f"search space and the train options")
 
 
 def _counted(study: Any) -> list[Any]:
@@ -154,35 +161,39 @@ def claim_new(plan: SweepPlan) -> TrialClaim | None:
 def claim_orphan(plan: SweepPlan) -> TrialClaim | None:
     """A running trial whose folder here is unlocked (its process died or was stopped), claimed; else None."""
     optuna = import_optuna()
-    for frozen in plan.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    running = optuna.trial.TrialState.RUNNING
+    for frozen in plan.study.get_trials(deepcopy=False, states=(running,)):
         folder = frozen.user_attrs.get("run_folder")
         if not folder or not Path(folder).is_dir():
             continue  # just asked by another process, or trained on another machine
+        # Optuna keeps a trial's storage id only as FrozenTrial._trial_id; Trial(study, id) continues that trial.
         claim = TrialClaim(optuna.Trial(plan.study, frozen._trial_id), Path(folder))
         if not claim.acquire():
             continue
-        if plan.study._storage.get_trial(frozen._trial_id).state != optuna.trial.TrialState.RUNNING:
+        now = next(t for t in plan.study.get_trials(deepcopy=False) if t.number == frozen.number)
+        if now.state != running:
             claim.release()  # told by its process just before the lock was free
             continue
+        claim.reported = frozenset(now.intermediate_values)
         claim.trial.set_user_attr("host", f"{socket.gethostname()}:{os.getpid()}")
         notice(f"trial {frozen.number} was left unfinished: continuing it in {folder}")
         return claim
     return None
 
 
-def run_trial(plan: SweepPlan, claim: TrialClaim) -> None:
-    """Sample (or, continued, read back) the trial's settings, train its run folder and tell Optuna the result."""
+def run_trial(plan: SweepPlan, claim: TrialClaim) -> str | None:
+    """Sample (or, continued, read back) the trial's settings, train its run folder and tell Optuna the result;
+    returns why the trial failed, or None."""
     optuna = import_optuna()
     trial, folder = claim.trial, claim.folder
     try:
         params = {dimension.name: dimension.sample(trial) for dimension in plan.space}
         config = dataclasses.replace(plan.base, **params, out=str(folder))
     except ResnetCifarError as error:
-        _fail(plan, trial, f"its settings cannot train: {first_line(error)}")
-        return
+        return _fail(plan, trial, f"its settings cannot train: {first_line(error)}")
     trial.set_user_attr("planned_epochs", config.epochs)
     budget_s = None if plan.budget_minutes is None else 60 * plan.budget_minutes
-    report = TrialReport(trial, plan.metric, budget_s)
+    report = TrialReport(trial, plan.metric, budget_s, claim.reported)
     try:
         if not _spent(folder, budget_s):
             continued = (folder / "config.json").is_file()
@@ -192,12 +203,10 @@ def run_trial(plan: SweepPlan, claim: TrialClaim) -> None:
         raise TrainingInterrupted(f"the sweep stopped during trial {trial.number}, saved in {folder}: run the same "
                                   f"command to continue it", error.exit_code - 128) from None
     except ResnetCifarError as error:
-        _fail(plan, trial, first_line(error))
-        return
+        return _fail(plan, trial, first_line(error))
     rows = read_metrics_csv(folder)
     if not rows:
-        _fail(plan, trial, "it finished no epoch")
-        return
+        return _fail(plan, trial, "it finished no epoch")
     trial.set_user_attr("epochs", len(rows))
     trial.set_user_attr("wall_seconds", float(rows[-1]["wall_seconds"]) if rows else 0.0)
     trial.set_user_attr("stopped_at_budget", report.at_budget)
@@ -209,13 +218,16 @@ def run_trial(plan: SweepPlan, claim: TrialClaim) -> None:
     plan.finished.append(trial.number)
     print(f"trial {trial.number}: {'pruned at' if report.pruned else 'finished with'} {plan.metric} "
           f"{100 * value:.2f}% after {len(rows)} of {config.epochs} epochs  {params}", flush=True)
+    return None
 
 
-def _fail(plan: SweepPlan, trial: Any, reason: str) -> None:
+def _fail(plan: SweepPlan, trial: Any, reason: str) -> str:
+    """Tell Optuna the trial failed, and why; returns the reason."""
     trial.set_user_attr("error", reason)
     plan.study.tell(trial.number, state=import_optuna().trial.TrialState.FAIL)
     plan.finished.append(trial.number)
     notice(f"trial {trial.number} failed: {reason}")
+    return reason
 
 
 def _spent(folder: Path, budget_s: float | None) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from ..errors import ResnetCifarError, first_line
 
 PRUNERS = ("median", "halving", "none")
 JOURNAL_FILE = "optuna.journal"
+DATABASE_ATTEMPTS = 3
 
 
 def import_optuna() -> Any:
@@ -40,11 +42,16 @@ def open_storage(storage: str) -> Any:
         url = storage
         if url.startswith("postgresql://"):  # the sweep extra's driver, whatever SQLAlchemy's default is
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        try:
-            return optuna.storages.RDBStorage(url)
-        except Exception as error:  # noqa: BLE001 - SQLAlchemy and its drivers raise many kinds
-            raise ResnetCifarError(f"cannot open the study database {without_password(storage)} "
-                                   f"({first_line(error)})") from None
+        for attempt in range(DATABASE_ATTEMPTS):
+            try:
+                return optuna.storages.RDBStorage(url)
+            except Exception as error:  # noqa: BLE001 - SQLAlchemy and its drivers raise many kinds
+                # Processes that start together race to create the schema in an empty database: a moment later
+                # it is there. Any other error repeats and is reported.
+                if attempt == DATABASE_ATTEMPTS - 1:
+                    raise ResnetCifarError(f"cannot open the study database {without_password(storage)} "
+                                           f"({first_line(error)})") from None
+                time.sleep(0.5 * (attempt + 1))
     from optuna.storages.journal import JournalFileBackend
 
     path = Path(storage)
