@@ -12,7 +12,7 @@ def test_models_lists_every_model_with_its_parameter_count(run_cli) -> None:
     assert set(lines) == set(list_models())
     assert "11,173,962" in lines["resnet18"] and "269,722" in lines["resnet20"]
     assert "36,479,194" in lines["wrn-28-10"] and lines["resnext29-16x64d"].split()[1] == "68,155,210"
-    assert "wrn-D-K" in patterns and "resnext29-CxDd" in patterns
+    assert "wrn-D-K" in patterns and "resnext29-CxDd" in patterns and "resnet9-wN" in patterns
     assert shipped.startswith("shipped weights") and "resnet20 (cifar10, " in shipped
 
 

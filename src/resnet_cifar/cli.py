@@ -31,8 +31,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for name in names:
         params = count_parameters_of(name, num_classes=args.num_classes)
         print(f"{name:<{width}} {params:>12,}  {model_description(name)}")
-    print("\nand by their settings: wrn-D-K (any Wide ResNet: depth 6n+4, width k, e.g. wrn-16-4), resnext29-CxDd "
-          "(cardinality C, width d, e.g. resnext29-4x32d)")
+    print("\nand by their settings: wrn-D-K (any Wide ResNet: depth 6n+4, width k, e.g. wrn-16-4), resnet9-wN "
+          "(ResNet-9 with N channels after the prep layer, e.g. resnet9-w32), resnext29-CxDd (cardinality C, width d, "
+          "e.g. resnext29-4x32d)")
     shipped = [f"{name} ({weights.dataset}, {100 * weights.test_accuracy:.2f}% test)"
                for name, weights in sorted(shipped_weights().items())]
     print(f"\nshipped weights (--pretrained NAME, load_pretrained(NAME)): {', '.join(shipped) or 'none'}")

@@ -38,6 +38,24 @@ def test_resnet9_has_the_reference_layers_parameters() -> None:
     assert count_parameters_of("resnet9") == expected == 6_573_120
 
 
+@pytest.mark.parametrize("width", [32, 48])
+def test_a_narrowed_resnet9_keeps_the_layout_with_fewer_channels(width: int) -> None:
+    net = create_model(f"resnet9-w{width}")
+    assert [info["num_chs"] for info in net.feature_info] == [width, 2 * width, 4 * width, 8 * width]
+    w = width
+    convs = [(3, w), (w, 2 * w), (2 * w, 2 * w), (2 * w, 2 * w), (2 * w, 4 * w), (4 * w, 8 * w), (8 * w, 8 * w),
+             (8 * w, 8 * w)]
+    expected = sum(9 * cin * cout + 2 * cout for cin, cout in convs) + 8 * w * 10
+    assert count_parameters_of(f"resnet9-w{width}") == expected
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert model_spec("resnet9-w64").name == "resnet9"
+
+
+def test_a_resnet9_of_no_width_is_a_one_line_error() -> None:
+    with pytest.raises(ResnetCifarError, match="resnet9-w0 is no ResNet-9"):
+        model_spec("resnet9-w0")
+
+
 def test_se_adds_two_1x1_layers_with_biases_per_block() -> None:
     resnet, se = create_model("resnet18"), create_model("seresnet18")
     gates = [m for m in se.modules() if isinstance(m, SqueezeExcite)]
@@ -121,7 +139,7 @@ def test_any_wide_resnet_or_resnext_by_name_and_bad_ones_say_why() -> None:
         create_model("wrn-17-8")
     with pytest.raises(ResnetCifarError, match="resnext29-0x4d is no ResNeXt"):
         create_model("resnext29-0x4d")
-    with pytest.raises(ResnetCifarError, match="and any wrn-D-K, resnext29-CxDd"):
+    with pytest.raises(ResnetCifarError, match="and any wrn-D-K, resnet9-wN, resnext29-CxDd"):
         create_model("wide-resnet")
 
 

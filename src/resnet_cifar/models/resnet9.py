@@ -3,7 +3,8 @@
 Its own class, not an option of ``ResNet``: the stages downsample with a convolution and a max-pool rather than
 a strided block, only the first and last stage carry a residual block (two convolutions, each followed by BN
 and ReLU, added to its input with nothing after), and the head is a global max-pool and a bias-free linear layer
-whose logits are scaled by 1/8. Layer names follow the reference: ``prep``, ``layer1..3``, ``fc``.
+whose logits are scaled by 1/8. Layer names follow the reference: ``prep``, ``layer1..3``, ``fc``. ``width`` scales
+it: the prep layer's channels, doubled at each stage (64: the reference; 32: a quarter of its arithmetic).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from torch import nn
 from ..errors import ResnetCifarError
 from .blocks import conv3x3
 
-WIDTHS = (64, 128, 256, 512)
+REFERENCE_WIDTH = 64
 LOGIT_SCALE = 0.125  # the reference's Mul(0.125) after the classifier
 
 
@@ -58,15 +59,16 @@ class Residual(nn.Module):
 
 
 class ResNet9(nn.Module):
-    """prep (64) -> layer1 (128, pool, residual) -> layer2 (256, pool) -> layer3 (512, pool, residual) -> global
-    max-pool -> linear (no bias) x 1/8."""
+    """prep (w) -> layer1 (2w, pool, residual) -> layer2 (4w, pool) -> layer3 (8w, pool, residual) -> global
+    max-pool -> linear (no bias) x 1/8; w = ``width``, 64 in the reference."""
 
-    def __init__(self, *, num_classes: int = 10, in_channels: int = 3, zero_init_residual: bool = False) -> None:
+    def __init__(self, *, width: int = REFERENCE_WIDTH, num_classes: int = 10, in_channels: int = 3,
+                 zero_init_residual: bool = False) -> None:
         super().__init__()
-        for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        for name, value in (("width", width), ("num_classes", num_classes), ("in_channels", in_channels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ResnetCifarError(f"{name} must be a positive integer, got {value!r}")
-        prep, first, second, third = WIDTHS
+        prep, first, second, third = (width * 2 ** index for index in range(4))
         self.prep = ConvBN(in_channels, prep)
         self.layer1 = nn.Sequential(ConvBN(prep, first, pool=True), Residual(first))
         self.layer2 = nn.Sequential(ConvBN(first, second, pool=True))

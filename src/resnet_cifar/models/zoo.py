@@ -8,7 +8,8 @@
 - Wide ResNets wrn-D-K (any depth 6n+4 and width k): Zagoruyko and Komodakis (2016), pre-activation basic blocks
   of widths 16k/32k/64k after a 16-channel stem, projection shortcuts, optional dropout between the convolutions.
 - ResNeXt-29 CxDd: Xie et al. (2017), section 5.3: three stages of three grouped bottlenecks, outputs 256/512/1024.
-- ResNet-9 (models/resnet9.py): the DAWNBench CIFAR-10 net of Myrtle.ai's "How to train your ResNet".
+- ResNet-9 (models/resnet9.py): the DAWNBench CIFAR-10 net of Myrtle.ai's "How to train your ResNet"; resnet9-wN
+  the same net with N channels after the prep layer instead of 64 (N, 2N, 4N, 8N through the stages).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ..errors import ResnetCifarError
 from .blocks import BasicBlock, Bottleneck, PreActBlock, PreActBottleneck
 from .registry import ModelSpec, register_model, register_pattern
 from .resnet import Block, ResNet
-from .resnet9 import ResNet9
+from .resnet9 import REFERENCE_WIDTH, ResNet9
 
 IMAGENET_WIDTHS = (64, 128, 256, 512)
 CIFAR_WIDTHS = (16, 32, 64)
@@ -66,6 +67,17 @@ def resnext29(cardinality: int, group_width: int, paper_params: str | None = Non
                              width_per_group=group_width), options, paper_params)
 
 
+def resnet9(width: int = REFERENCE_WIDTH) -> ModelSpec:
+    """ResNet-9 with ``width`` channels after its prep layer: ``resnet9`` (64), else ``resnet9-wN``."""
+    if width < 1:
+        raise ResnetCifarError(f"resnet9-w{width} is no ResNet-9: the width must be a positive integer")
+    widths = "-".join(str(width * 2 ** index) for index in range(4))
+    name = "resnet9" if width == REFERENCE_WIDTH else f"resnet9-w{width}"
+    reference = "Myrtle.ai DAWNBench" if width == REFERENCE_WIDTH else "ResNet-9 narrowed"
+    return ModelSpec(name, "residual", f"ResNet-9 ({reference}): conv-pool stages {widths}, 2 residual blocks",
+                     partial(ResNet9, width=width), {"in_channels": 3, "zero_init_residual": False})
+
+
 def _plain(depth: int, layers: Sequence[int], widths: Sequence[int]) -> ModelSpec:
     return ModelSpec(f"plain{depth}", "plain", f"Plain-{depth}: ResNet-{depth} without shortcuts (degradation "
                      f"experiment)", partial(ResNet, BasicBlock, layers, widths, residual=False),
@@ -104,8 +116,7 @@ MODELS = (
                                                                      (40, 4, "8.9"))),
     *(resnext29(cardinality, width, params) for cardinality, width, params in ((2, 64, None), (32, 4, None),
                                                                                 (8, 64, "34.4"), (16, 64, "68.1"))),
-    ModelSpec("resnet9", "residual", "ResNet-9 (Myrtle.ai DAWNBench): conv-pool stages 64-512, 2 residual blocks",
-              ResNet9, {"in_channels": 3, "zero_init_residual": False}),
+    resnet9(),
     *(_plain(6 * n + 2, [n, n, n], CIFAR_WIDTHS) for n in (3, 5, 7, 9, 18)),
     _plain(18, [2, 2, 2, 2], IMAGENET_WIDTHS),
     _plain(34, [3, 4, 6, 3], IMAGENET_WIDTHS),
@@ -114,5 +125,6 @@ MODELS = (
 for _spec in MODELS:
     register_model(_spec)
 register_pattern(r"wrn-(\d+)-(\d+)", "wrn-D-K", lambda match: wide_resnet(int(match[1]), int(match[2])))
+register_pattern(r"resnet9-w(\d+)", "resnet9-wN", lambda match: resnet9(int(match[1])))
 register_pattern(r"resnext29-(\d+)x(\d+)d", "resnext29-CxDd",
                  lambda match: resnext29(int(match[1]), int(match[2])))
