@@ -129,7 +129,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                        startup_trials=args.startup_trials, sampler_seed=args.sampler_seed)
     _record_sweep_options(study, {"train_settings": _given_settings(args), "model_flags": _model_flags(args),
                                   "metric": "test_acc" if args.select_on_test else "val_acc",
-                                  "space": [d.name for d in space]})
+                                  "space": [d.name for d in space], "budget_minutes": args.budget_minutes})
     plan = SweepPlan(study, out, base, space, args.trials, args.timeout, args.budget_minutes,
                      study.user_attrs["metric"])
     run_sweep(plan)

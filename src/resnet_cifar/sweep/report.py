@@ -34,12 +34,20 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
     return records
 
 
-def pruning_savings(records: list[dict[str, Any]]) -> dict[str, float]:
+def pruning_savings(records: list[dict[str, Any]], budget_minutes: float | None = None) -> dict[str, float]:
     """Wall seconds the sweep spent, and an estimate of those pruning saved: each pruned trial's remaining epochs
-    at its own mean epoch time."""
+    at its own mean epoch time, as many as the time budget would have let it train (the sweep stops a trial
+    before an epoch that would end past the budget)."""
     spent = sum(r["wall_seconds"] or 0.0 for r in records)
-    saved = sum((r["planned_epochs"] - r["epochs"]) * r["wall_seconds"] / r["epochs"]
-                for r in records if r["state"] == "pruned" and r["epochs"])
+    saved = 0.0
+    for r in records:
+        if r["state"] != "pruned" or not r["epochs"]:
+            continue
+        epoch_seconds = r["wall_seconds"] / r["epochs"]
+        remaining = r["planned_epochs"] - r["epochs"]
+        if budget_minutes is not None:
+            remaining = min(remaining, int((60 * budget_minutes - r["wall_seconds"]) // epoch_seconds))
+        saved += max(remaining, 0) * epoch_seconds
     return {"spent_seconds": spent, "saved_seconds": saved,
             "saved_share": saved / (spent + saved) if spent + saved else 0.0}
 
@@ -56,7 +64,7 @@ def write_report(study: Any, out: Path) -> dict[str, Any]:
     report = {"study": study.study_name, "metric": study.user_attrs.get("metric", "val_acc"),
               "best": {"number": best.number, "value": best.value, "params": best.params,
                        "command": reproducing_command(study, best.params)},
-              "pruning": pruning_savings(records), "trials": records}
+              "pruning": pruning_savings(records, study.user_attrs.get("budget_minutes")), "trials": records}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "sweep.json", report)
     (out / "sweep.md").write_text(_markdown(report))

@@ -58,7 +58,7 @@ class TrialClaim:
 
     def __init__(self, trial: Any, folder: Path, reported: frozenset[int] = frozenset()) -> None:
         self.trial, self.folder = trial, folder
-        self.reported = reported  # the epochs an earlier process already reported
+        self.reported = reported  # the steps an earlier process already reported
         self._fd: int | None = None
 
     def acquire(self) -> bool:
@@ -87,9 +87,16 @@ class TrialClaim:
         self.release()
 
 
+def schedule_step(epoch: int, planned_epochs: int) -> int:
+    """The step an epoch is reported at: per mille of the trial's planned schedule. The pruner compares trials at
+    equal steps, so trials of different lengths meet at the same point of their schedules (after 1 of 12 one-cycle
+    epochs a run is still warming up, after 1 of 4 it is at its peak); unique per epoch up to 1,000 epochs."""
+    return round(1000 * epoch / planned_epochs)
+
+
 class TrialReport(Callback):
-    """Reports the selection metric to the trial after every epoch; stops the run when Optuna prunes it, or when
-    the next epoch would end past the time budget."""
+    """Reports the selection metric to the trial after every epoch (at its ``schedule_step``); stops the run when
+    Optuna prunes it, or when the next epoch would end past the time budget."""
 
     def __init__(self, trial: Any, metric: str, budget_s: float | None, reported: frozenset[int]) -> None:
         self.trial, self.metric, self.budget_s, self.reported = trial, metric, budget_s, reported
@@ -99,11 +106,12 @@ class TrialReport(Callback):
     def on_train_start(self, run: Run) -> None:
         """A continued trial: report the epochs its earlier process finished but did not report."""
         for row in run.history:
-            if row["epoch"] not in self.reported:
-                self.trial.report(float(row[self.metric]), row["epoch"])
+            step = schedule_step(row["epoch"], run.config.epochs)
+            if step not in self.reported:
+                self.trial.report(float(row[self.metric]), step)
 
     def on_epoch_end(self, run: Run, row: dict[str, Any]) -> None:
-        self.trial.report(float(row[self.metric]), row["epoch"])
+        self.trial.report(float(row[self.metric]), schedule_step(row["epoch"], run.config.epochs))
         if run.epoch >= run.config.epochs:
             return
         if self.trial.should_prune():

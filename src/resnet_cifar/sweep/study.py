@@ -63,10 +63,11 @@ def open_storage(storage: str) -> Any:
 
 
 def make_pruner(name: str, startup_trials: int) -> Any:
-    """Optuna's median pruner (after ``startup_trials`` finished trials and one epoch), successive halving, or none."""
+    """Optuna's median pruner (after ``startup_trials`` finished trials, from a quarter of a trial's schedule on:
+    steps are per mille of it, see ``runner.schedule_step``), successive halving, or none."""
     optuna = import_optuna()
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=250)
     if name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner()
     if name == "none":
