@@ -380,9 +380,9 @@ def _add_sweep_parser(commands: argparse._SubParsersAction) -> None:
     this_call.add_argument("--timeout", type=float, metavar="S", help="start no trial after S seconds of this process")
     this_call.add_argument("--budget-minutes", type=float, metavar="M", help="stop a trial after the epoch beyond "
                            "which the next would end past M minutes of wall clock; its accuracy there counts")
-    this_call.add_argument("--pruner", default="median", choices=PRUNERS, help="median: stop a trial whose accuracy "
-                           "after an epoch is below the median of earlier trials' at that epoch; halving: "
-                           "successive halving (default median)")
+    this_call.add_argument("--pruner", default="median", choices=PRUNERS, help="median: from a quarter of its "
+                           "schedule on, stop a trial whose accuracy is below the median of earlier trials' at the "
+                           "same share of theirs; halving: successive halving (default median)")
     this_call.add_argument("--startup-trials", type=int, default=5, metavar="N", help="trials finished before the "
                            "median pruner prunes (default 5)")
     this_call.add_argument("--sampler-seed", type=int, metavar="N", help="seed of Optuna's TPE sampler (default: "
