@@ -18,6 +18,11 @@ REFERENCE_WIDTH = 64
 LOGIT_SCALE = 0.125  # the reference's Mul(0.125) after the classifier
 
 
+def stage_widths(width: int) -> tuple[int, int, int, int]:
+    """The channels of the prep layer and the three stages: ``width``, doubled at each stage."""
+    return width, 2 * width, 4 * width, 8 * width
+
+
 class ConvBN(nn.Module):
     """3x3 convolution, BatchNorm, (``pool``) a 2x2 max-pool, ReLU.
 
@@ -68,7 +73,7 @@ class ResNet9(nn.Module):
         for name, value in (("width", width), ("num_classes", num_classes), ("in_channels", in_channels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ResnetCifarError(f"{name} must be a positive integer, got {value!r}")
-        prep, first, second, third = (width * 2 ** index for index in range(4))
+        prep, first, second, third = stage_widths(width)
         self.prep = ConvBN(in_channels, prep)
         self.layer1 = nn.Sequential(ConvBN(prep, first, pool=True), Residual(first))
         self.layer2 = nn.Sequential(ConvBN(first, second, pool=True))

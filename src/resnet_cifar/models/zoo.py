@@ -20,7 +20,7 @@ from ..errors import ResnetCifarError
 from .blocks import BasicBlock, Bottleneck, PreActBlock, PreActBottleneck
 from .registry import ModelSpec, register_model, register_pattern
 from .resnet import Block, ResNet
-from .resnet9 import REFERENCE_WIDTH, ResNet9
+from .resnet9 import REFERENCE_WIDTH, ResNet9, stage_widths
 
 IMAGENET_WIDTHS = (64, 128, 256, 512)
 CIFAR_WIDTHS = (16, 32, 64)
@@ -71,7 +71,7 @@ def resnet9(width: int = REFERENCE_WIDTH) -> ModelSpec:
     """ResNet-9 with ``width`` channels after its prep layer: ``resnet9`` (64), else ``resnet9-wN``."""
     if width < 1:
         raise ResnetCifarError(f"resnet9-w{width} is no ResNet-9: the width must be a positive integer")
-    widths = "-".join(str(width * 2 ** index) for index in range(4))
+    widths = "-".join(map(str, stage_widths(width)))
     name = "resnet9" if width == REFERENCE_WIDTH else f"resnet9-w{width}"
     reference = "Myrtle.ai DAWNBench" if width == REFERENCE_WIDTH else "ResNet-9 narrowed"
     return ModelSpec(name, "residual", f"ResNet-9 ({reference}): conv-pool stages {widths}, 2 residual blocks",
