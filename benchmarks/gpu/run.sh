@@ -12,6 +12,9 @@
 #   default   `resnet-cifar train` with no options: what a user gets (30 epochs)
 #   baseline  the seeds' recipe, 50 epochs (benchmarks/seeds_baseline.py)
 #   airbench  airbench94, 95 and 96 (the record line, unmodified) on the same data: benchmarks/airbench_peer.py
+#   speedrun  our --recipe speedrun (its ResNet-9) and ResNet-18 by the same recipe, each with eval --tta; with
+#             airbench in the same call (`airbench speedrun`, about 5 minutes on an H100), time_to_accuracy.py
+#             then compares each with airbench94's run on the same copy
 #   ddp       DistributedDataParallel over NCCL on 2 GPUs against 1 (skipped with fewer than 2 GPUs)
 #   faithfulness  deletion curves of every explanation method for the ResNet-18 of the fast step (trained first
 #             when that step has not run in this call), pixel by pixel and by 4x4 patches, 1,000 test images
@@ -87,6 +90,9 @@ PY
         train_recipe ema fast --ema ;;
     default)
         train_recipe default default ;;
+    speedrun)
+        train_recipe speedrun speedrun
+        train_recipe speedrun-resnet18 speedrun --model resnet18 ;;
     baseline)
         python3 benchmarks/seeds_baseline.py $data --device "$DEVICE" --json "$OUT/baseline.json" \
             "${baseline_args[@]}" 2>&1 | tee "$OUT/baseline.log" ;;
@@ -125,8 +131,8 @@ PY
             python3 -m pytest -q -rA tests/test_gpu_ddp.py 2>&1 | tee "$OUT/ddp.log" || true
         fi ;;
     *)
-        echo "unknown step $step: choose tests, bench, fast, compiled, graphs, ema, default, baseline, airbench, ddp," \
-             "faithfulness or robustness" >&2
+        echo "unknown step $step: choose tests, bench, fast, compiled, graphs, ema, default, speedrun, baseline," \
+             "airbench, ddp, faithfulness or robustness" >&2
         exit 2 ;;
     esac
 done
