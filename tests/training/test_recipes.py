@@ -1,9 +1,12 @@
 """Named recipes and how explicit options override them."""
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from resnet_cifar import ResnetCifarError
 from resnet_cifar.cli import _config_from_args, build_parser
@@ -87,3 +90,19 @@ def test_recipe_is_recorded_in_the_run_folder(run_cli, tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["recipe"] == "seeds-adam" and config["optimizer"] == "adam" and config["epochs"] == 1
+
+
+def test_speedrun_recipe_trains_resnet9_with_fixed_norm_scales_and_airbench_tta(run_cli, tmp_path) -> None:
+    result = run_cli("train", "--recipe", "speedrun", "--dataset", "cifar10-sample", "--epochs", "1", "--train-subset",
+                     "256", "--device", "cpu", "--quiet", "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["model"], config["flip"], config["pad_mode"]) == ("resnet9-w32", "alternate", "reflect")
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        last = list(csv.DictReader(f))[-1]
+    assert 0 <= float(last["test_tta_acc"]) <= 1  # airbench's flip-translate TTA, measured after the last epoch
+    weights = load_file(tmp_path / "run" / "model.safetensors")
+    scales = [tensor for name, tensor in weights.items() if ".bn" in name and name.endswith(".weight")]
+    biases = [tensor for name, tensor in weights.items() if ".bn" in name and name.endswith(".bias")]
+    assert scales and all(torch.equal(scale, torch.ones_like(scale)) for scale in scales)  # fixed at 1
+    assert biases and any(bias.abs().max() > 0 for bias in biases)  # learnt (at 64x the learning rate)
