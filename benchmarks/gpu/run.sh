@@ -13,8 +13,8 @@
 #   baseline  the seeds' recipe, 50 epochs (benchmarks/seeds_baseline.py)
 #   airbench  airbench94, 95 and 96 (the record line, unmodified) on the same data: benchmarks/airbench_peer.py
 #   speedrun  our --recipe speedrun (its ResNet-9) and ResNet-18 by the same recipe, each with eval --tta; with
-#             airbench in the same call (`airbench speedrun`, about 5 minutes on an H100), time_to_accuracy.py
-#             then compares each with airbench94's run on the same copy
+#             airbench in the same call (`airbench speedrun`, estimated at 5-6 minutes on an H100, not yet timed),
+#             time_to_accuracy.py then compares each with airbench94's run on the same copy
 #   ddp       DistributedDataParallel over NCCL on 2 GPUs against 1 (skipped with fewer than 2 GPUs)
 #   faithfulness  deletion curves of every explanation method for the ResNet-18 of the fast step (trained first
 #             when that step has not run in this call), pixel by pixel and by 4x4 patches, 1,000 test images
