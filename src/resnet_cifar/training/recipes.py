@@ -17,13 +17,13 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
              "seeds' SGD recipe's final 83.71% 4.9x sooner than its 50 min there. (On an H100, 15 epochs of it "
              "gave ResNet-18 88.2% in 27-38 s; 10 epochs are not measured there.)",
              {"epochs": 10, "channels_last": True}),
-    "speedrun": ("what pays on a CPU of the speed record line's (airbench's) ingredients, by the ablation of "
-                 "BENCHMARKS.md 'Speedrun recipe': ResNet-9 at width 32, batch 128, one-cycle to lr 0.2, translate "
-                 "by up to 2 pixels with reflected borders, alternating flips, BatchNorm scales fixed with a 64x "
-                 "learning rate for the biases, 15 epochs, bf16 and channels-last; the last epoch also measured "
-                 "with airbench's flip-translate TTA. On 2 AVX-512 cores: 89.34% (90.54% with TTA) in 25 min, "
-                 "airbench94's 90.48% (with its TTA) at 1.41x its wall time there. (Label smoothing 0.2 and EMA did "
-                 "not pay.)",
+    "speedrun": ("what pays on a CPU of the speed record line's (airbench's) ingredients, by the ablation in "
+                 "BENCHMARKS.md 'The speedrun recipe': ResNet-9 at width 32, batch 128, one-cycle to lr 0.2, "
+                 "translate by up to 2 pixels with reflected borders, alternating flips, BatchNorm scales fixed "
+                 "with a 64x learning rate for the biases, 15 epochs, channels-last (and bf16 where the CPU has "
+                 "it); the last epoch also measured with airbench's flip-translate TTA. On 2 AVX-512 cores: 89.34% "
+                 "(90.54% with TTA) in 25 min, airbench94's 90.48% (with its TTA) at 1.41x its wall time there. "
+                 "(Label smoothing 0.2 and EMA did not pay.)",
                  {"model": "resnet9-w32", "batch_size": 128, "crop_padding": 2, "pad_mode": "reflect",
                   "flip": "alternate", "train_norm_scale": False, "bias_lr_scale": 64.0, "epochs": 15,
                   "channels_last": True, "tta": "flip-translate"}),
