@@ -22,6 +22,12 @@ def require_positive_int(name: str, value: int) -> None:
         raise ResnetCifarError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
 
 
+def require_seed(value: int, option: str = "--seed") -> None:
+    """Raise the one-line error of a seed option unless ``value`` is an integer numpy and torch both take."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise ResnetCifarError(f"{option} must be an integer from 0 to {2**32 - 1}, got {value!r}")
+
+
 def is_decimal(text: str) -> bool:
     """Whether ``text`` is a non-negative integer in ASCII digits (``str.isdigit`` also takes superscripts such as
     '²', which ``int`` refuses)."""

@@ -130,3 +130,16 @@ def test_a_diverged_run_writes_no_non_finite_weights(tmp_path) -> None:
     if (folder / "model.safetensors").exists():
         weights = load_file(folder / "model.safetensors")
         assert all(math.isfinite(v.float().abs().max()) for v in weights.values() if v.is_floating_point())
+
+
+def test_resume_refuses_another_runs_checkpoint_and_changes_nothing(finished_run, tmp_path) -> None:
+    other = train(_config(tmp_path / "other", model="resnet32", lr=0.01), quiet=True)
+    folder = tmp_path / "run"
+    shutil.copytree(finished_run, folder)
+    shutil.copy(other / "last.pt", folder / "last.pt")  # a resnet32 run's checkpoint over a resnet20 run
+    before = _files(folder)
+    with pytest.raises(ResnetCifarError, match=r"another run.s checkpoint .*lr 0.01 against 0.05, model .resnet32. "
+                                               r"against .resnet20."):
+        train(resume=folder, quiet=True)
+    assert _files(folder) == before
+

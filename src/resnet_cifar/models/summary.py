@@ -24,6 +24,18 @@ def count_parameters_of(name: str, num_classes: int = 10, **options: object) -> 
         return count_parameters(create_model(name, num_classes=num_classes, **options))
 
 
+def require_input_size(name: str, image_size: int, **options: object) -> None:
+    """Refuse an image side model ``name`` cannot take (LeNet-5's and VGG's heads need 32), found by one forward
+    pass on the meta device: shapes only, no memory."""
+    with torch.device("meta"):
+        model = create_model(name, **options)
+        try:
+            model(torch.zeros(1, 3, image_size, image_size))
+        except RuntimeError:
+            raise ResnetCifarError(f"{name} does not take {image_size}x{image_size} images: give another "
+                                   f"--image-size (CIFAR's 32 fits every model) or another model") from None
+
+
 def stage_shapes(model: nn.Module, input_size: tuple[int, int, int]) -> list[tuple[str, tuple[int, ...]]]:
     """Shapes ``(name, (1, C, H, W))`` at each feature map the model declares in ``feature_info`` (for a ResNet:
     after the stem and after each stage), then ``("logits", (1, classes))``, for one input."""

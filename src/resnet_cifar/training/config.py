@@ -9,9 +9,9 @@ from typing import Any
 from ..core.batches import TTA_MODES
 from ..core.device import DEVICES
 from ..data import DATASETS
-from ..errors import ResnetCifarError, require_positive_int
+from ..errors import ResnetCifarError, require_positive_int, require_seed
 from ..models import model_options
-from ..models.summary import count_parameters_of
+from ..models.summary import count_parameters_of, require_input_size
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("onecycle", "cosine", "multistep", "plateau", "constant")
@@ -130,6 +130,8 @@ class TrainConfig:
         require_positive_int("epochs", self.epochs)
         require_positive_int("batch_size", self.batch_size)
         require_positive_int("image_size", self.image_size)
+        if self.image_size != 32:  # every model takes CIFAR's side; the check costs a meta forward pass
+            require_input_size(self.model, self.image_size, **self.model_options)
         _choice("dataset", self.dataset, DATASETS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
@@ -176,8 +178,7 @@ class TrainConfig:
         if self.pad_mode == "reflect" and self.crop_padding >= self.image_size:
             raise ResnetCifarError(f"--pad-mode reflect needs --crop-padding below the image side ({self.image_size})"
                                    f", got {self.crop_padding}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
-            raise ResnetCifarError(f"--seed must be an integer from 0 to {2**32 - 1}, got {self.seed!r}")
+        require_seed(self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy of every setting."""

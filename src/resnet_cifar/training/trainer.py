@@ -20,7 +20,7 @@ from ..files import atomic_write_json
 from ..log import notice
 from .build import Placement, build_parts, resolve_placement
 from .callbacks import Callback, ConsoleLog, CsvLog, CurvesPlot, TensorBoardLog, tensorboard_available
-from .config import TrainConfig
+from .config import PLACE_SETTINGS, TrainConfig
 from .faults import faults_from_environment
 from .interrupt import StopRequests
 from .loop import EpochTally, NonFiniteLoss, train_epoch
@@ -172,11 +172,23 @@ class Run:
         self.wall_before = last.get("wall_seconds", last.get("elapsed_seconds", 0.0))
 
     def bring_reports_up_to_date(self) -> None:
-        """Exported weights, metrics.csv and curves.png as of the last finished epoch, from the restored state."""
-        export_model(self.folder, self.parts.eval_model.state_dict(), self.state.info())
+        """Exported weights, metrics.csv and curves.png as of the last finished epoch, from the restored state; a
+        temperature fitted to these same weights (``model.json`` of this epoch) is kept."""
+        info = self.state.info()
+        export_model(self.folder, self.parts.eval_model.state_dict(), {**info, **self._calibration_of(info)})
         for callback in self.callbacks:
             if isinstance(callback, (CsvLog, CurvesPlot)):
                 callback.on_epoch_end(self, self.state.history[-1])
+
+    def _calibration_of(self, info: dict[str, Any]) -> dict[str, Any]:
+        """The temperature and its report in the folder's ``model.json`` when it describes the epoch of ``info``."""
+        try:
+            exported = json.loads((self.folder / "model.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(exported, dict) or exported.get("epochs_trained") != info["epochs_trained"]:
+            return {}
+        return {key: exported[key] for key in ("temperature", "calibration") if key in exported}
 
     def start(self) -> None:
         for callback in self.callbacks:
@@ -247,23 +259,51 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
 
 def _resume_point(folder: Path) -> tuple[TrainConfig, dict[str, Any] | None]:
     """The settings and checkpoint to continue ``folder`` from; a run that stopped before its first checkpoint
-    starts again from its ``config.json``."""
+    starts again from its ``config.json``. A ``last.pt`` of another run than the folder's ``config.json``
+    describes is refused before anything is written, so the folder's results are never replaced by it."""
     if (folder / "last.pt").is_file():
         state = load_checkpoint(folder / "last.pt")
         missing = sorted(RESUME_KEYS - set(state))
         if missing or not isinstance(state["config"], dict):
             raise ResnetCifarError(f"{folder / 'last.pt'} is not a training checkpoint (it lacks "
                                    f"{', '.join(missing) or 'a config'}): it cannot be resumed, only evaluated")
-        return TrainConfig.from_dict(state["config"]), state
-    if not (folder / "config.json").is_file():
+        config = TrainConfig.from_dict(state["config"])
+        try:
+            saved = _folder_config(folder)
+        except ResnetCifarError:
+            saved = None  # a damaged config.json is rewritten from the checkpoint
+        if saved is not None:
+            _refuse_foreign_checkpoint(folder, config, saved)
+        return config, state
+    saved = _folder_config(folder)
+    if saved is None:
         raise ResnetCifarError(f"{folder} holds no run to resume (no last.pt, no config.json)")
-    try:
-        saved = json.loads((folder / "config.json").read_text())
-        config = TrainConfig.from_dict({k: v for k, v in saved.items() if k not in ("environment", "processes")})
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as error:
-        raise ResnetCifarError(f"{folder / 'config.json'} is not a run's settings ({error})") from None
     notice(f"{folder} stopped before its first checkpoint: starting it again from its config.json")
-    return config, None
+    return saved, None
+
+
+def _folder_config(folder: Path) -> TrainConfig | None:
+    """The settings in ``folder/config.json``, or None where there is none."""
+    path = folder / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        return TrainConfig.from_dict({k: v for k, v in saved.items() if k not in ("environment", "processes")})
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as error:
+        raise ResnetCifarError(f"{path} is not a run's settings ({error})") from None
+
+
+def _refuse_foreign_checkpoint(folder: Path, checkpoint: TrainConfig, saved: TrainConfig) -> None:
+    """Refuse a ``last.pt`` whose settings (where and on what it runs aside) differ from ``config.json``'s."""
+    ours, theirs = checkpoint.to_dict(), saved.to_dict()
+    differing = sorted(key for key in ours if key not in PLACE_SETTINGS and ours[key] != theirs.get(key))
+    if differing:
+        shown = ", ".join(f"{key} {ours[key]!r} against {theirs.get(key)!r}" for key in differing[:3])
+        more = f" and {len(differing) - 3} more" if len(differing) > 3 else ""
+        raise ResnetCifarError(f"{folder / 'last.pt'} is another run's checkpoint than {folder / 'config.json'} "
+                               f"describes ({shown}{more}): nothing was changed; put the checkpoint back, or "
+                               f"resume it from a folder of its own")
 
 
 def _start_run(folder: Path, config: TrainConfig, state: dict[str, Any] | None, stop: StopRequests, quiet: bool,
