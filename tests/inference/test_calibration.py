@@ -140,3 +140,34 @@ def test_calibrate_refuses_what_has_no_validation_images_or_no_model_json(calibr
     shutil.copy(calibrated / "model.safetensors", loose)
     with pytest.raises(ResnetCifarError, match="model.json"):
         calibrate(loose, device="cpu")
+
+
+def test_resuming_a_finished_calibrated_run_keeps_its_temperature(calibrated, tmp_path) -> None:
+    from resnet_cifar.training.trainer import train
+
+    folder = tmp_path / "run"
+    shutil.copytree(calibrated, folder)
+    calibrate(folder, device="cpu")
+    fitted = json.loads((folder / "model.json").read_text())
+    (folder / "metrics.csv").unlink()  # as a kill during the last save can leave it: resuming repairs the reports
+    train(resume=folder, quiet=True)
+    repaired = json.loads((folder / "model.json").read_text())
+    assert (folder / "metrics.csv").is_file()
+    assert repaired["temperature"] == fitted["temperature"] and repaired["calibration"] == fitted["calibration"]
+
+
+@pytest.mark.parametrize("broken", [float("nan"), 1e9, "warm"])
+def test_calibrate_replaces_a_broken_temperature_that_every_other_command_refuses(calibrated, tmp_path,
+                                                                                   broken) -> None:
+    from resnet_cifar import evaluate
+
+    folder = tmp_path / "run"
+    shutil.copytree(calibrated, folder)
+    described = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**described, "temperature": broken}))
+    with pytest.raises(ResnetCifarError, match="fit it again with resnet-cifar calibrate"):
+        evaluate(folder, out_dir=tmp_path / "refused", device="cpu")
+    fitted = calibrate(folder, device="cpu")
+    assert json.loads((folder / "model.json").read_text())["temperature"] == fitted["temperature"]
+    assert evaluate(folder, out_dir=tmp_path / "repaired", device="cpu")["calibration"]["temperature"] == \
+        fitted["temperature"]

@@ -14,11 +14,14 @@ from ..models import create_model
 from .checkpoint import read_model_files
 
 
-def rebuild_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+def rebuild_model(path: Path, *, without_temperature: bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """The network saved in a run folder, a ``model.safetensors`` (its ``model.json`` beside it) or a ``.pt``
     checkpoint, on the CPU in eval mode, and its description; refused with one line when the description is broken,
-    the weights do not fit it or hold NaN or infinite values."""
+    the weights do not fit it or hold NaN or infinite values. ``without_temperature`` leaves out the fitted
+    temperature (and its report), as ``calibrate`` does, which replaces it, broken or not."""
     weights, info = read_model_files(path)
+    if without_temperature:
+        info = {key: value for key, value in info.items() if key not in ("temperature", "calibration")}
     check_info(info, str(path))
     model = create_model(info["model"], num_classes=info["num_classes"], **info.get("model_options", {}))
     _check_compatible(model.state_dict(), weights, str(path), info["model"])
@@ -82,7 +85,7 @@ def check_info(info: Any, source: str) -> None:
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
             MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):  # NaN fails both comparisons
         problems.append(f"temperature {temperature!r} is not a number from {MIN_TEMPERATURE:g} to "
-                        f"{MAX_TEMPERATURE:g} (resnet-cifar calibrate writes it)")
+                        f"{MAX_TEMPERATURE:g} (fit it again with resnet-cifar calibrate, which replaces it)")
     if problems:
         raise ResnetCifarError(f"the model description of {source} is broken: {'; '.join(problems)}")
 

@@ -21,10 +21,11 @@ def calibrate(model: ModelSource | str | Path | None, *, pretrained: str | None 
     """Fit the temperature of the model in a run or model folder (or its ``model.safetensors``) by negative
     log-likelihood on its run's validation images (``train --val-split``, recreated from the run's seed), write it
     into ``model.json`` and return what changed: the temperature and the validation NLL and ECE before and after.
-    The test split is never used; a model trained without a validation split is refused with what to do."""
+    The test split is never used; a model trained without a validation split is refused with what to do. A
+    temperature already there is replaced, a broken one (NaN, out of range) included."""
     source = resolve_source(model, pretrained)
     info_path = _model_json(source)
-    trained = load_trained_model(source, resolve_device(device))
+    trained = load_trained_model(source, resolve_device(device), without_temperature=True)  # refit, broken or not
     config = trained.info.get("config") or {}
     held_out = config.get("val_split") or 0
     if not held_out:
