@@ -101,9 +101,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     from .sweep.report import write_report
     from .sweep.runner import SweepPlan, run_sweep
-    from .sweep.space import read_space
-    from .sweep.study import JOURNAL_FILE, open_study
+    from .sweep.space import check_space_values, read_space
+    from .sweep.study import JOURNAL_FILE, check_study_name, open_study
 
+    for name in (args.report, args.study):
+        if name is not None:
+            check_study_name(name)
     if args.report:
         out = Path(args.sweep_out or f"sweeps/{args.report}")
         study = open_study(args.report, args.storage or str(out / JOURNAL_FILE), create=False)
@@ -116,6 +119,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise ResnetCifarError("give --study NAME and --space FILE to sweep (or --report STUDY for a report)")
     space = read_space(args.space)
     base = _config_from_args(args)
+    check_space_values(space, base, args.space)
     if not base.val_split and not args.select_on_test:
         raise ResnetCifarError("a sweep chooses on validation images, never the test split: give --val-split N "
                                "(e.g. --val-split 5000), or --select-on-test to choose on the test split anyway")
@@ -597,8 +601,8 @@ def _add_serve_parser(commands: argparse._SubParsersAction) -> None:
     command = commands.add_parser(
         "serve", help="an HTTP API and a web page that classify images with a model (the serve extra)",
         description="Serve a model over HTTP: POST /predict (an image as the body, or multipart field 'image'; "
-                    "?top_k=5), POST /predict/batch (several 'image' fields), POST /explain (Grad-CAM: a PNG, or "
-                    "?format=json), GET /health, /info, /metrics "
+                    "?top_k=5), POST /predict/batch (several 'image' fields), POST /explain (a PNG, or "
+                    "?format=json; ?method=, ?layer=, ?target= as 'explain' takes them), GET /health, /info, /metrics "
                     "(Prometheus) and a web page at /. Concurrent requests are batched into one forward pass "
                     "(up to --max-batch images, waiting at most --max-wait-ms). Uploads stay in memory; the server "
                     "never fetches URLs.")
@@ -849,9 +853,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"resnet-cifar: error: {where}{error.strerror or error} (files written before are left as they "
               f"were)", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM where a command turns it into core.termination.Terminated
         print("resnet-cifar: interrupted", file=sys.stderr)
-        return 130
+        return getattr(stop, "exit_code", 130)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from resnet_cifar import ResnetCifarError, create_model, list_models
-from resnet_cifar.inference.explain import default_layer, explain, feature_sizes
-from resnet_cifar.inference.explain_report import explain_inputs, target_classes
+from resnet_cifar.inference.explain import default_layer, explain, feature_sizes, target_classes
+from resnet_cifar.inference.explain_report import explain_inputs
 from resnet_cifar.inference.pretrained import load_pretrained
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "src/resnet_cifar/data/assets/examples"
@@ -246,3 +246,94 @@ def test_a_grid_variant_keeps_the_titles_and_changes_only_the_pictures(tmp_path)
     pictures = slice(GRID_HEADING + GRID_TITLE, None)
     assert plain[pictures].min() == 0 and (cam[pictures] != plain[pictures]).any()
     assert (plain[:GRID_HEADING] != cam[:GRID_HEADING]).any()  # each its own heading
+
+
+def test_explain_in_batches_gives_the_maps_of_one_pass(monkeypatch, tmp_path) -> None:
+    from resnet_cifar.inference import explain_report
+
+    inputs = [str(path) for path in sorted(EXAMPLES.iterdir())] * 2
+    whole = explain_inputs(_shipped_source(), inputs, top_k=2, out_dir=tmp_path / "whole")
+    monkeypatch.setattr(explain_report, "EXPLAIN_BATCH", 4)  # 6 images: a full batch, then a short one
+    batched = explain_inputs(_shipped_source(), inputs, top_k=2, out_dir=tmp_path / "batched")
+    assert "map" not in batched["images"][0]["classes"][0]  # the returned report leaves the maps in the file
+    for one, other in zip(batched["images"], whole["images"]):
+        assert [c["class"] for c in one["classes"]] == [c["class"] for c in other["classes"]]
+        assert [c["probability"] for c in one["classes"]] == pytest.approx([c["probability"] for c in other["classes"]],
+                                                                            abs=1e-5)
+    first = json.loads((tmp_path / "whole" / "explain.json").read_text())["images"]
+    second = json.loads((tmp_path / "batched" / "explain.json").read_text())["images"]
+    for one, other in zip(first, second):
+        torch.testing.assert_close(torch.tensor(one["classes"][0]["map"]), torch.tensor(other["classes"][0]["map"]),
+                                   atol=1e-4, rtol=0)
+
+
+def test_every_input_gets_its_own_figure_and_none_takes_another_figures_name(shipped, tmp_path) -> None:
+    from resnet_cifar import predict
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "cat.png").write_bytes((EXAMPLES / "cat.png").read_bytes())
+    (tmp_path / "a" / "cat-3.png").write_bytes((EXAMPLES / "horse.png").read_bytes())
+    (tmp_path / "a" / "feature-maps.png").write_bytes((EXAMPLES / "ship.png").read_bytes())
+    inputs = [str(tmp_path / name) for name in ("a/cat.png", "a/cat-3.png", "b/cat.png", "a/feature-maps.png")]
+    report = explain_inputs(_shipped_source(), inputs, out_dir=tmp_path / "out", feature_maps=True)
+    figures = [image["figure"] for image in report["images"]]
+    assert len(set(figures)) == 4 and all(Path(figure).is_file() for figure in figures)
+    assert str(tmp_path / "out" / "feature-maps.png") not in figures
+    assert [c["class"] for image in report["images"] for c in image["classes"]] == ["cat", "horse", "cat", "ship"]
+    answers = predict(shipped, inputs, explain_dir=tmp_path / "predicted")
+    assert len({answer["explanation"] for answer in answers}) == 4
+
+
+@pytest.mark.parametrize("run_file", ["model.json", "config.json", "metrics.csv"])
+def test_figures_never_go_over_a_runs_files_or_the_inputs(shipped, tmp_path, run_file) -> None:
+    from resnet_cifar import predict
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / run_file).write_text("{}")
+    (run / "curves.png").write_bytes(b"the run's own curves")
+    named_curves = tmp_path / "curves.png"
+    named_curves.write_bytes((EXAMPLES / "cat.png").read_bytes())
+    with pytest.raises(ResnetCifarError, match=r"holds a run or model .*give the figures a folder of their own"):
+        explain_inputs(_shipped_source(), [str(named_curves)], out_dir=run)
+    with pytest.raises(ResnetCifarError, match="holds a run or model"):
+        predict(shipped, [str(named_curves)], explain_dir=run)
+    assert (run / "curves.png").read_bytes() == b"the run's own curves" and not (run / "explain.json").exists()
+    with pytest.raises(ResnetCifarError, match="would be written over the input"):
+        explain_inputs(_shipped_source(), [str(named_curves)], out_dir=tmp_path)
+
+
+def test_an_empty_layer_name_is_refused_like_any_unknown_one(shipped, images) -> None:
+    with pytest.raises(ResnetCifarError, match="no layer '' in this model: choose one of stem, layer1"):
+        explain(shipped.model, images, layer="")
+    with pytest.raises(ResnetCifarError, match="no layer ''"):
+        explain_inputs(_shipped_source(), [str(EXAMPLES / "cat.png")], layer="", out_dir=Path("unused"))
+
+
+def test_a_stopped_explain_leaves_an_index_of_what_it_finished_and_no_temporary_file(tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    many = tmp_path / "many"
+    many.mkdir()
+    for number in range(400):
+        (many / f"cat{number:03d}.png").write_bytes((EXAMPLES / "cat.png").read_bytes())
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "resnet_cifar", "explain", "--pretrained", "resnet20",
+                                str(many), "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "cat000.png").exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert stderr.strip() == "resnet-cifar: interrupted"
+    assert not [path for path in out.iterdir() if path.name.endswith(".tmp")]
+    index = json.loads((out / "explain.json").read_text())
+    finished = len(index["images"])
+    assert index["stopped"] == f"after {finished} of 400 images" and 1 <= finished < 400
+    assert all(Path(image["figure"]).is_file() for image in index["images"])

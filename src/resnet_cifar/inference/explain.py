@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ResnetCifarError
+from ..errors import ResnetCifarError, is_decimal
 from ..models.summary import stage_shapes
 
 METHODS = ("gradcam", "gradcam++", "saliency", "integrated-gradients")
@@ -25,6 +25,7 @@ LAYER_METHODS = ("gradcam", "gradcam++")
 # ResNet's last stage at 32x32 is 4x4, too coarse to point at an object (BENCHMARKS.md, "Explanations").
 MIN_DEFAULT_SIDE = 8
 IG_STEPS = 32
+EXPLAIN_BATCH = 64  # images the commands decode and explain at once: memory stays flat in the number of images
 
 
 @dataclass
@@ -71,6 +72,36 @@ def check_layer(model: nn.Module, layer: str) -> str:
     return layers[layer]
 
 
+def chosen_layer(model: nn.Module, method: str, layer: str | None, input_size: Sequence[int]) -> str | None:
+    """The feature layer ``method`` explains: ``layer`` checked, ``default_layer`` where None; None for the methods
+    that explain the input pixels. An unknown method or layer (the empty name too) is refused in one line."""
+    if method not in METHODS:
+        raise ResnetCifarError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    if method not in LAYER_METHODS:
+        if layer is not None:
+            raise ResnetCifarError(f"--layer applies to {' and '.join(LAYER_METHODS)}; {method} explains the input "
+                                   f"pixels")
+        return None
+    layer = default_layer(model, input_size) if layer is None else layer
+    check_layer(model, layer)
+    return layer
+
+
+def target_classes(target: str, class_names: list[str], count: int) -> torch.Tensor | None:
+    """``--target``: ``top`` (None: the most probable classes), a class name or a class number, for every image."""
+    if target == "top":
+        return None
+    if target in class_names:
+        index = class_names.index(target)
+    elif is_decimal(target) and int(target) < len(class_names):
+        index = int(target)
+    else:
+        shown = ", ".join(class_names[:10]) + (", ..." if len(class_names) > 10 else "")
+        raise ResnetCifarError(f"--target {target!r} is not a class of this model: give top, a class name "
+                               f"({shown}) or a number 0..{len(class_names) - 1}")
+    return torch.full((count, 1), index, dtype=torch.long)
+
+
 @contextlib.contextmanager
 def _recorded(module: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
     """While inside: the module's output of the last forward pass (``activation``)."""
@@ -110,13 +141,7 @@ def explain(model: nn.Module, images: torch.Tensor, *, method: str = "gradcam", 
     ((N, K) class indices), or the model's ``top_k`` most probable classes. ``layer``: a ``feature_info`` name
     (Grad-CAM methods; default ``default_layer``). The model is left as it was: eval mode, no hooks, no gradients
     kept in its parameters. ``temperature``: the model's (``TrainedModel.temperature``), for the probabilities."""
-    if method not in METHODS:
-        raise ResnetCifarError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
-    if method in LAYER_METHODS:
-        layer = layer or default_layer(model, images.shape[1:])
-        check_layer(model, layer)
-    elif layer is not None:
-        raise ResnetCifarError(f"--layer applies to {' and '.join(LAYER_METHODS)}; {method} explains the input pixels")
+    layer = chosen_layer(model, method, layer, images.shape[1:])
     model.eval()
     if method == "integrated-gradients":
         with torch.no_grad():

@@ -3,23 +3,29 @@ and the maps' numbers in ``explain.json``; with ``feature_maps`` the activations
 image; with ``filters`` the first convolution's kernels."""
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
-from typing import Any, Sequence
+from types import TracebackType
+from typing import Any, BinaryIO, Sequence
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from ..core.source import ModelSource
-from ..errors import ResnetCifarError, is_decimal
-from ..files import atomic_write_json
+from ..core.termination import terminate_as_interrupt
+from ..errors import ResnetCifarError
 from ..models.features import feature_outputs
 from ..plots import plot_explanation, plot_feature_maps, plot_filters
 from .backends import load_for_backend
-from .explain import Explanation, explain, feature_layers
-from .predict import URL_TIMEOUT_S, check_timeout, expand_inputs, input_file_names, load_input
+from .explain import EXPLAIN_BATCH, Explanation, chosen_layer, explain, feature_layers, target_classes
+from .figure_files import figure_paths
+from .predict import URL_TIMEOUT_S, check_timeout, expand_inputs, load_input
 from .trained import TrainedModel
 
 FEATURE_CHANNELS = 8  # channels shown per stage, those with the highest mean activation
+OTHER_FIGURES = ("feature-maps", "filters")  # names an image's figure never takes
 
 
 def explain_inputs(model: TrainedModel | ModelSource | str | Path, inputs: Sequence[str], *, method: str = "gradcam",
@@ -28,31 +34,93 @@ def explain_inputs(model: TrainedModel | ModelSource | str | Path, inputs: Seque
                    filters: bool = False) -> dict[str, Any]:
     """Explain each input (image files, folders, http(s) URLs) and write the figures and ``explain.json`` to
     ``out_dir`` (default: ``explain/`` in the model's folder, ``./explain-NAME`` for shipped weights); returns what
-    ``explain.json`` holds."""
+    ``explain.json`` holds, less the maps' numbers (they stay in the file).
+
+    Images are decoded and explained ``EXPLAIN_BATCH`` at a time, so memory does not grow with their number. A
+    run stopped part-way (Ctrl-C, SIGTERM) still writes ``explain.json`` for the images finished, marked stopped."""
     check_timeout(timeout)
     trained = pytorch_model(model, device)
     items = expand_inputs(inputs)
     if not items:
         raise ResnetCifarError("no input given: pass image files, folders or http(s) URLs")
-    pixels = torch.stack([load_input(item, trained.input_size[1:], timeout) for item in items])
-    images = trained.normalised(pixels)
-    targets = target_classes(target, trained.class_names, len(items))
-    explanation = explain(trained.model, images, method=method, layer=layer, targets=targets, top_k=top_k,
-                          temperature=trained.temperature)
+    layer = chosen_layer(trained.model, method, layer, trained.input_size)
+    targets = target_classes(target, trained.class_names, 1)
     out = Path(out_dir) if out_dir is not None else _default_out(trained)
+    figures = figure_paths(out, items, reserved=OTHER_FIGURES)  # refuses a run folder before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    results = []
-    for index, (item, name) in enumerate(zip(items, input_file_names(items))):
-        results.append(_report_one(item, index, explanation, pixels[index], trained.class_names, out / f"{name}.png"))
-    report = {"method": method, "layer": explanation.layer, "images": results}
-    atomic_write_json(out / "explain.json", report)
+    header = {"method": method, "layer": layer}
+    summaries: list[dict[str, Any]] = []
+    first_image: torch.Tensor | None = None
+    with terminate_as_interrupt(), _StreamedIndex(out / "explain.json", header, len(items)) as index, \
+            tqdm(total=len(items), unit="image", desc="explaining", disable=None if len(items) > EXPLAIN_BATCH
+                 else True) as bar:
+        for start in range(0, len(items), EXPLAIN_BATCH):
+            batch = items[start:start + EXPLAIN_BATCH]
+            pixels = torch.stack([load_input(item, trained.input_size[1:], timeout) for item in batch])
+            first_image = pixels[0] if first_image is None else first_image
+            chosen = None if targets is None else targets.expand(len(batch), 1)
+            explanation = explain(trained.model, trained.normalised(pixels), method=method, layer=layer,
+                                  targets=chosen, top_k=top_k, temperature=trained.temperature)
+            for offset, item in enumerate(batch):
+                entry = _report_one(item, offset, explanation, pixels[offset], trained.class_names,
+                                    figures[start + offset])
+                index.add(entry)
+                summaries.append(_without_maps(entry))
+                bar.update()
     if feature_maps:
-        plot_feature_maps(pixels[0], stage_activations(trained.model, images[:1]), out / "feature-maps.png")
+        image = trained.normalised(first_image[None])
+        plot_feature_maps(first_image, stage_activations(trained.model, image), out / "feature-maps.png")
     if filters:
         kernels = first_convolution(trained.model).weight.detach().float().cpu()
         plot_filters(kernels, out / "filters.png", heading=f"first convolution: {len(kernels)} kernels of "
                      f"{kernels.shape[1]}x{kernels.shape[2]}x{kernels.shape[3]}")
-    return {**report, "out_dir": str(out)}
+    return {**header, "images": summaries, "out_dir": str(out)}
+
+
+class _StreamedIndex:
+    """``explain.json`` written entry by entry into a temporary file beside it and renamed into place on leaving,
+    so that its size in memory stays one entry. Left by an interruption (``KeyboardInterrupt``, which SIGTERM raises
+    here too), it is still completed for the images finished, with ``stopped`` saying how many of how many; the
+    interruption then goes on. Any other error leaves no index and no temporary file."""
+
+    def __init__(self, path: Path, header: dict[str, Any], total: int) -> None:
+        self.path, self.header, self.total = path, header, total
+        self.count = 0
+        self._file: BinaryIO | None = None
+        self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+    def __enter__(self) -> _StreamedIndex:
+        self._file = self._tmp.open("wb")
+        self._write(json.dumps(self.header, indent=2)[:-2] + ',\n  "images": [')
+        return self
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self._write(("," if self.count else "") + "\n    " + json.dumps(entry))
+        self.count += 1
+
+    def _write(self, text: str) -> None:
+        assert self._file is not None
+        self._file.write(text.encode())
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        assert self._file is not None
+        try:
+            if kind is not None and not issubclass(kind, KeyboardInterrupt):
+                return
+            stopped = "" if kind is None else f',\n  "stopped": "after {self.count} of {self.total} images"'
+            self._write(f"\n  ]{stopped}\n}}\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._tmp, self.path)
+        finally:
+            self._file.close()
+            self._tmp.unlink(missing_ok=True)
+
+
+def _without_maps(entry: dict[str, Any]) -> dict[str, Any]:
+    return {**entry, "classes": [{k: v for k, v in c.items() if k != "map"} for c in entry["classes"]]}
 
 
 def pytorch_model(model: TrainedModel | ModelSource | str | Path, device: str = "auto") -> TrainedModel:
@@ -60,21 +128,6 @@ def pytorch_model(model: TrainedModel | ModelSource | str | Path, device: str = 
     trained = load_for_backend(model, "torch", device)
     trained.require_gradients("explanations need a PyTorch model")
     return trained
-
-
-def target_classes(target: str, class_names: list[str], count: int) -> torch.Tensor | None:
-    """``--target``: ``top`` (None: the most probable classes), a class name or a class number, for every image."""
-    if target == "top":
-        return None
-    if target in class_names:
-        index = class_names.index(target)
-    elif is_decimal(target) and int(target) < len(class_names):
-        index = int(target)
-    else:
-        shown = ", ".join(class_names[:10]) + (", ..." if len(class_names) > 10 else "")
-        raise ResnetCifarError(f"--target {target!r} is not a class of this model: give top, a class name "
-                               f"({shown}) or a number 0..{len(class_names) - 1}")
-    return torch.full((count, 1), index, dtype=torch.long)
 
 
 def stage_activations(model: nn.Module, image: torch.Tensor) -> list[tuple[str, torch.Tensor]]:

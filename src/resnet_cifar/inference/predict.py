@@ -164,32 +164,26 @@ def predict(model: TrainedModel | ModelSource | str | Path, inputs: Sequence[str
 
 def _explained(trained: TrainedModel, items: list[str], images: ImageSet, classes: torch.Tensor,
                folder: Path) -> list[Path]:
-    """Each image's Grad-CAM map of its top class, drawn over it in ``folder``; the figures' paths."""
+    """Each image's Grad-CAM map of its top class, drawn over it in ``folder``, a batch at a time; the figures'
+    paths (one per input, distinct, never over a run's files or over an input)."""
     from ..plots import plot_explanation  # matplotlib and gradients only when asked for
-    from .explain import explain
+    from .explain import EXPLAIN_BATCH, explain
+    from .figure_files import figure_paths
 
     trained.require_gradients("--explain needs the PyTorch model")
-    normalised = trained.normalised(images)
-    explanation = explain(trained.model, normalised, targets=classes.to(normalised.device),
-                          temperature=trained.temperature)
+    figures = figure_paths(folder, items)
     folder.mkdir(parents=True, exist_ok=True)
-    figures = [folder / f"{name}.png" for name in input_file_names(items)]
-    for index, figure in enumerate(figures):
-        name = trained.class_names[int(explanation.classes[index, 0])]
-        title = f"{name} {100 * explanation.probabilities[index, 0]:.1f}%"
-        plot_explanation(images.images[index], explanation.maps[index], [title], figure,
-                         heading=f"{items[index]} (gradcam, {explanation.layer})")
+    for start in range(0, len(items), EXPLAIN_BATCH):
+        pixels = images.images[start:start + EXPLAIN_BATCH]
+        normalised = trained.normalised(pixels)
+        explanation = explain(trained.model, normalised, targets=classes[start:start + EXPLAIN_BATCH].to(
+            normalised.device), temperature=trained.temperature)
+        for offset in range(len(pixels)):
+            name = trained.class_names[int(explanation.classes[offset, 0])]
+            title = f"{name} {100 * explanation.probabilities[offset, 0]:.1f}%"
+            plot_explanation(pixels[offset], explanation.maps[offset], [title], figures[start + offset],
+                             heading=f"{items[start + offset]} (gradcam, {explanation.layer})")
     return figures
-
-
-def input_file_names(items: list[str]) -> list[str]:
-    """A figure name per input: its file name's stem, numbered where two inputs share one."""
-    names: list[str] = []
-    for item in items:
-        stem = Path(item.split("?")[0].rstrip("/")).stem or "image"
-        names.append(stem if stem not in names else f"{stem}-{len(names) + 1}")
-    return names
-
 
 
 def format_predictions(results: list[dict[str, Any]]) -> str:
