@@ -105,6 +105,7 @@ def test_a_reference_of_other_classes_and_bad_options_are_refused(tmp_path, caps
                  corruptions=["fog"], severities=[1], reference=other)
     for arguments, message in ((["--corruptions", "fogg"], "unknown corruption fogg: choose all or any of"),
                                (["--corruptions", "fog", "--severities", "0"], "give severities from 1 to 5"),
+                               (["--corruptions", "fog", "--seed", "-5"], "--seed must be an integer from 0 to"),
                                (["--reference", "x"], "--reference compares corruption errors: give --corruptions")):
         assert main(["eval", "--pretrained", "resnet20", "--dataset", "cifar10-sample", "--data-dir", str(tmp_path),
                      "--out", str(tmp_path / "cli"), *arguments]) == 2

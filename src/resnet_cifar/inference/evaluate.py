@@ -12,7 +12,7 @@ from ..core.batches import Predictions, predict_batches, tta_mode
 from ..core.source import ModelSource
 from ..data import ImageSet, load_dataset
 from ..data.corruptions import SEVERITIES, check_corruptions
-from ..errors import ResnetCifarError
+from ..errors import ResnetCifarError, require_seed
 from ..files import atomic_write_json
 from ..plots import overlaid, plot_confusion, plot_image_grid, plot_reliability, plot_robustness
 from .backends import choose_backend, load_for_backend, runnable
@@ -45,6 +45,7 @@ def evaluate(model: TrainedModel | ModelSource | str | Path, *, dataset: str | N
     one is given, and draws ``robustness.png``.
     """
     names = check_corruptions(list(corruptions)) if corruptions is not None else None  # refused before any work
+    require_seed(corruption_seed)
     tta = tta_mode(tta)
     trained = load_for_backend(model, backend, device, int8=int8)
     if explain:

@@ -16,7 +16,7 @@ from ..core.device import autocast, resolve_amp
 from ..data import ImageSet
 from ..data.corrupted import corrupted_set, fill_cache
 from ..data.corruptions import BENCHMARK, CORRUPTIONS, NOT_COMPARABLE, SEVERITIES
-from ..errors import ResnetCifarError
+from ..errors import ResnetCifarError, require_seed
 from .backends import answering_model
 from .trained import TrainedModel
 
@@ -71,6 +71,7 @@ def corruption_accuracies(runner: Runner, clean: ImageSet, names: Sequence[str],
                           data_dir: str | Path, seed: int = 0, tta: str | bool = "off") -> dict[str, dict[int, float]]:
     """Accuracy on each corrupted copy of ``clean``; the copies come from the cache under ``data_dir`` or are made
     (one process per CPU) and kept there."""
+    require_seed(seed)  # numpy's own refusal would be a traceback
     table: dict[str, dict[int, float]] = {name: {} for name in names}
     pairs = [(name, severity) for name in names for severity in severities]
     made = fill_cache(clean, pairs, data_dir=data_dir, seed=seed)
