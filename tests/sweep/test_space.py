@@ -83,3 +83,21 @@ def test_unreadable_and_unsafe_files_are_refused(tmp_path) -> None:
     huge.write_bytes(b"#" * (2 << 20))
     with pytest.raises(ResnetCifarError, match="larger than a search space can be"):
         read_space(huge)
+
+
+def test_yaml_reads_exponents_without_a_dot_as_numbers(tmp_path) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text("lr: {low: 1e-3, high: 1E-1, log: true}\nweight_decay: {low: 5e-5, high: 1.0e-3}\n"
+                    "optimizer: {choices: ['1e-3', sgd]}\n")  # quoted: still a name
+    lr, decay, optimizer = read_space(path)
+    assert (lr.low, lr.high, decay.low) == (1e-3, 1e-1, 5e-5) and optimizer.choices == ("1e-3", "sgd")
+
+
+@pytest.mark.parametrize("name,text", [("space.yaml", "lr: {low: 0.1, high: 1}\nlr: {low: 0.2, high: 2}\n"),
+                                       ("space.yaml", "lr: {low: 0.1, high: 1, low: 0.5}\n"),
+                                       ("space.json", '{"lr": {"low": 0.1, "high": 1, "high": 3}}')])
+def test_a_key_given_twice_is_refused(tmp_path, name, text) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ResnetCifarError, match=r"gives '(lr|low|high)' twice.*keep one"):
+        read_space(path)

@@ -80,23 +80,32 @@ def test_each_trial_is_a_run_folder_and_the_report_reproduces_the_best(tmp_path,
         {k: v for k, v in saved.items() if k not in ("out", "environment", "processes")}
 
 
-def test_pruning_stops_a_hopeless_trial_early(tmp_path, sample_folder) -> None:
-    """Two trials at a good learning rate, then one at a rate that wrecks training: pruned after epoch 2."""
+@pytest.mark.parametrize("amp", ["auto", "off"])  # off: float32, as on a CPU without native bf16
+def test_pruning_stops_a_hopeless_trial_early(tmp_path, sample_folder, amp) -> None:
+    """Two trials at a good learning rate, then one at a rate that wrecks training: it never finishes. Pruned from a
+    quarter of the schedule on (epoch 2), or, where it diverges first (float32 can), failed; a failed trial does not
+    count towards the trials, so the sweep then runs one more."""
     study = open_study("p", str(tmp_path / "journal"), pruner="median", startup_trials=2)
     for lr in (0.05, 0.05, 50.0):
         study.enqueue_trial({"lr": lr})
     base = TrainConfig(model="resnet20", dataset="folder", data_dir=str(sample_folder), image_size=16, batch_size=50,
-                       val_split=50, device="cpu", epochs=5, label_smoothing=0.0)
-    plan = SweepPlan(study, tmp_path / "sweep", base, parse_space({"lr": {"low": 1e-3, "high": 100, "log": True}}),
+                       val_split=50, device="cpu", epochs=5, label_smoothing=0.0, amp=amp)
+    plan = SweepPlan(study, tmp_path / "sweep", base, parse_space({"lr": {"low": 1e-3, "high": 0.1, "log": True}}),
                      trials=3)
     run_sweep(plan)
-    good, again, hopeless = study.get_trials(deepcopy=False)
-    assert good.state.name == again.state.name == "COMPLETE" and hopeless.state.name == "PRUNED"
-    # Steps are per mille of the 5-epoch schedule; the pruner waits for a quarter of it (epoch 2, step 400).
-    assert len(read_metrics_csv(tmp_path / "sweep" / "trial-2")) == 2
+    good, again, hopeless, *more = study.get_trials(deepcopy=False)
+    assert good.state.name == again.state.name == "COMPLETE" and hopeless.state.name in ("PRUNED", "FAIL")
+    assert len(read_metrics_csv(tmp_path / "sweep" / "trial-2")) < 5  # fewer epochs than a full trial
     assert sorted(good.intermediate_values) == [200, 400, 600, 800, 1000]
-    assert hopeless.intermediate_values[400] < min(good.intermediate_values[400], again.intermediate_values[400])
-    assert plan.finished == [0, 1, 2]
+    if hopeless.state.name == "PRUNED":  # steps are per mille of the schedule; the pruner waits for epoch 2 (400)
+        assert max(hopeless.intermediate_values) >= 400 and not more
+        assert hopeless.intermediate_values[max(hopeless.intermediate_values)] <= max(
+            good.intermediate_values[max(hopeless.intermediate_values)],
+            again.intermediate_values[max(hopeless.intermediate_values)])
+    else:
+        assert "NaN or infinite" in hopeless.user_attrs["error"]
+        assert [t.state.name in ("COMPLETE", "PRUNED") for t in more] == [True]  # counted in its place
+    assert plan.finished == list(range(3 + len(more)))
 
 
 @pytest.mark.parametrize("storage", ["journal", "postgresql"])
@@ -179,8 +188,8 @@ def test_every_process_of_a_study_must_train_alike(tmp_path, space, train_option
 
 
 def test_a_space_whose_trials_cannot_train_stops_after_five_failures(tmp_path, train_options, capsys) -> None:
-    space = tmp_path / "space.json"
-    space.write_text(json.dumps({"warmup_epochs": {"low": 5, "high": 9}}))  # beyond the 2 epochs trained
+    space = tmp_path / "space.json"  # each value trains with the other options; together they never do
+    space.write_text(json.dumps({"epochs": {"choices": [1]}, "warmup_epochs": {"low": 1.0, "high": 1.5}}))
     out = tmp_path / "sweep"
     assert main(["sweep", "--study", "s", "--out", str(out), "--space", str(space), "--epochs", "2",
                  *train_options]) == 2
@@ -189,3 +198,76 @@ def test_a_space_whose_trials_cannot_train_stops_after_five_failures(tmp_path, t
     trials = _trials(str(out / "optuna.journal"), "s")
     assert [t.state.name for t in trials] == ["FAIL"] * 5
     assert all("--warmup-epochs" in t.user_attrs["error"] for t in trials)
+
+
+BAD_VALUES = [
+    ({"optimizer": {"choices": ["sgd", "bogus"]}}, "optimizer 'bogus' cannot train: unknown optimizer 'bogus'"),
+    ({"model": {"choices": ["notamodel"]}}, "model 'notamodel' cannot train: unknown model"),
+    ({"epochs": {"low": 0, "high": 4}}, "epochs 0 cannot train: --epochs must be a positive integer"),
+    ({"lr": {"low": -1, "high": 0.1}}, "lr -1.0 cannot train: --lr must be a positive number"),
+    ({"seed": {"low": -3, "high": 4}}, "seed -3 cannot train: --seed must be an integer from 0"),
+    ({"warmup_epochs": {"low": 1, "high": 9}}, "warmup_epochs 9.0 cannot train: --warmup-epochs must lie in [0, 2)"),
+]
+
+
+@pytest.mark.parametrize("entries,fragment", BAD_VALUES, ids=[fragment[:20] for _, fragment in BAD_VALUES])
+def test_every_value_of_the_space_is_checked_before_the_first_trial(tmp_path, train_options, capsys, entries,
+                                                                    fragment) -> None:
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(entries))
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--study", "s", "--out", str(out), "--space", str(space), "--epochs", "2",
+                 *train_options]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0], err
+    assert not out.exists()  # no study, no trial
+
+
+@pytest.mark.parametrize("name", ["../../evil", "a/b", ".hidden", "-x", "", "a" * 129, "caf\u00e9"])
+def test_a_study_name_is_one_safe_folder_name(tmp_path, space, train_options, capsys, name) -> None:
+    for command in ([f"--study={name}", "--space", str(space), *train_options], [f"--report={name}"]):
+        assert main(["sweep", *command]) == 2
+        assert "a study name is letters, digits and - _ ." in capsys.readouterr().err
+    assert not (REPO / "sweeps").exists() or not any((REPO / "sweeps").glob("*evil*"))
+
+
+def _finished_study(tmp_path, space, train_options) -> Path:
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--study", "s", "--out", str(out), "--space", str(space), "--trials", "1", "--epochs", "1",
+                 *train_options]) == 0
+    return out
+
+
+def test_a_journal_cut_mid_record_is_replayed_up_to_its_last_whole_record(tmp_path, space, train_options,
+                                                                          capsys) -> None:
+    out = _finished_study(tmp_path, space, train_options)
+    journal = out / "optuna.journal"
+    whole = journal.read_bytes()
+    journal.write_bytes(whole + b'{"op_code": 4, "worker_id": "x", "study_id": 0, "dat')  # a write cut off
+    capsys.readouterr()
+    assert main(["sweep", "--report", "s", "--out", str(out)]) == 0
+    assert "ended in a record cut off mid-write" in capsys.readouterr().err
+    assert journal.read_bytes() == whole  # later appends start on a line of their own
+    assert main(["sweep", "--study", "s", "--out", str(out), "--space", str(space), "--trials", "2", "--epochs", "1",
+                 *train_options]) == 0
+    assert [t.state.name for t in _trials(str(journal), "s")] == ["COMPLETE", "COMPLETE"]
+
+
+@pytest.mark.parametrize("damage,fragment", [
+    (b"garbage, not json\n", "line {n} is not a JSON record"),
+    (b'{"op_code": 99, "worker_id": "x"}\n', "line {n} holds op_code 99, which Optuna does not know"),
+    (b'["a list"]\n', "line {n} is not an Optuna journal operation"),
+    (b'{"op_code": 4}\n', "cannot be replayed"),
+])
+def test_a_damaged_journal_is_one_line_naming_the_line_and_the_way_out(tmp_path, space, train_options, capsys,
+                                                                       damage, fragment) -> None:
+    out = _finished_study(tmp_path, space, train_options)
+    journal = out / "optuna.journal"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    journal.write_bytes(b"".join(lines[:2]) + damage + b"".join(lines[2:]))
+    capsys.readouterr()
+    for command in (["--report", "s", "--out", str(out)],
+                    ["--study", "s", "--out", str(out), "--space", str(space), *train_options]):
+        assert main(["sweep", *command]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and fragment.format(n=3) in err[0] and str(journal) in err[0], err

@@ -13,13 +13,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ResnetCifarError
+from ..errors import ResnetCifarError, first_line
 from ..training.config import PLACE_SETTINGS, TrainConfig
 
 # Bounded before parsing: a search space is a few lines.
@@ -66,15 +67,52 @@ def read_space(path: str | Path) -> list[Dimension]:
 def _load(text: str, path: Path) -> Any:
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=lambda pairs: _unique_keys(pairs, path))
         except json.JSONDecodeError as error:
             raise ResnetCifarError(f"{path} is not valid JSON ({error})") from None
     import yaml  # optuna's own dependency: present wherever the sweep extra is
 
     try:
-        return yaml.safe_load(text)  # plain data only: a tag that would build an object is an error
+        return yaml.load(text, Loader=_space_loader(yaml))  # noqa: S506 - a SafeLoader: plain data only
+    except _TwiceGiven as error:
+        raise ResnetCifarError(f"{path} {error}") from None
     except yaml.YAMLError as error:
         raise ResnetCifarError(f"{path} is not valid YAML ({' '.join(str(error).split())})") from None
+
+
+class _TwiceGiven(Exception):
+    """A YAML mapping names a key twice."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]], path: Path) -> dict[str, Any]:
+    """A JSON object, refused where a key comes twice (the last would silently win)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ResnetCifarError(f"{path} gives {key!r} twice: keep one")
+        seen[key] = value
+    return seen
+
+
+# YAML 1.2's floats without a dot (1e-3, 5E+2): YAML 1.1, which PyYAML reads, takes them for strings.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+
+
+def _space_loader(yaml: Any) -> type:
+    """PyYAML's SafeLoader (plain data: a tag that would build an object is an error) that reads 1e-3 as a number,
+    as YAML 1.2 and JSON do, and refuses a key given twice in one mapping."""
+
+    class SpaceLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+            for index, key in enumerate(keys):
+                if key in keys[:index]:
+                    line = node.value[index][0].start_mark.line + 1
+                    raise _TwiceGiven(f"gives {key!r} twice (line {line}): keep one")
+            return super().construct_mapping(node, deep=deep)
+
+    SpaceLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789."))
+    return SpaceLoader
 
 
 def parse_space(entries: Any, source: str = "the search space") -> list[Dimension]:
@@ -156,3 +194,20 @@ def _fits(value: Any, kind: Any) -> bool:
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, kind)
+
+
+def check_space_values(dimensions: list[Dimension], base: TrainConfig, source: str = "the search space") -> None:
+    """Refuse, in one line and before any trial, a value of the space that cannot train with the other settings as
+    ``base`` has them: every choice and both ends of every range (combinations of two swept settings are checked
+    when a trial draws them)."""
+    for dimension in dimensions:
+        if dimension.choices:
+            values: tuple[Any, ...] = dimension.choices
+        else:
+            values = tuple(dimension.kind(end) for end in (dimension.low, dimension.high))
+        for value in values:
+            try:
+                dataclasses.replace(base, **{dimension.name: value})
+            except ResnetCifarError as error:
+                raise ResnetCifarError(f"{source}: {dimension.name} {value!r} cannot train: {first_line(error)}") \
+                    from None

@@ -7,10 +7,23 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ResnetCifarError, first_line
+from .journal import check_journal
 
 PRUNERS = ("median", "halving", "none")
 JOURNAL_FILE = "optuna.journal"
 DATABASE_ATTEMPTS = 3
+
+
+# A study's name is also its default folder (sweeps/NAME): one path component, nothing that climbs out of it.
+STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def check_study_name(name: str) -> str:
+    """``name`` when it is one safe path component (letters, digits, ``-_.``, not starting with a dot)."""
+    if not STUDY_NAME.fullmatch(name):
+        raise ResnetCifarError(f"--study {name!r}: a study name is letters, digits and - _ . (at most 128, not "
+                               f"starting with a dot or a dash), so that sweeps/NAME stays one folder")
+    return name
 
 
 def import_optuna() -> Any:
@@ -57,9 +70,13 @@ def open_storage(storage: str) -> Any:
     path = Path(storage)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        check_journal(path)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     except OSError as error:
         raise ResnetCifarError(f"cannot open the study journal {path} ({error})") from None
+    except (ValueError, KeyError, TypeError, AssertionError) as error:  # whole records Optuna cannot replay
+        raise ResnetCifarError(f"the study journal {path} cannot be replayed ({first_line(error)}): it is damaged; "
+                               f"sweep into another --out, or restore the journal from a copy") from None
 
 
 def make_pruner(name: str, startup_trials: int) -> Any:
