@@ -287,3 +287,59 @@ def test_openvino_load_errors_name_the_cause(exported, tmp_path, damage, message
         path.write_bytes(b"\x00\x01 garbage")
     with pytest.raises(ResnetCifarError, match=message):
         load_trained_model(path)
+
+
+def _with_member(source: Path, target: Path, name: str, zeros: int) -> Path:
+    """A copy of the archive ``source`` with a compressed member of ``zeros`` zero bytes (small on disk, large
+    unpacked) written in place of, or beside, its entries; its description's checksum made to fit."""
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as changed:
+        top = original.infolist()[0].filename.partition("/")[0]
+        for entry in original.infolist():
+            if entry.filename != f"{top}/{name}":
+                changed.writestr(entry.filename, original.read(entry))
+        info = zipfile.ZipInfo(f"{top}/{name}")
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with changed.open(info, "w", force_zip64=True) as member:
+            block = bytes(1 << 24)
+            for _ in range(zeros // len(block)):
+                member.write(block)
+    described = json.loads(source.with_name(source.name + ".json").read_text())
+    from resnet_cifar.files import file_sha256
+    described["archive_sha256"] = file_sha256(target)
+    target.with_name(target.name + ".json").write_text(json.dumps(described))
+    return target
+
+
+@pytest.mark.parametrize("name,message", [
+    ("data/weights/weight_bomb", "is no tensor of the program"),
+    ("data/weights/weight_57", "holds more than the 2,560 bytes of its tensor"),
+])
+def test_a_pt2_member_larger_than_its_tensor_or_not_one_is_refused_without_unpacking_it(exported, tmp_path, name,
+                                                                                        message) -> None:
+    import subprocess
+    import sys
+
+    path = _with_member(exported["pt2"], tmp_path / "bomb.pt2", name, 3 * 1024 ** 3 // 2)  # 1.5 GiB of zeros
+    assert path.stat().st_size < 16 * 1024 ** 2
+    # The child's own peak (VmHWM): getrusage's ru_maxrss would keep this test process's peak across exec.
+    probe = ("import re, sys\nfrom pathlib import Path\nfrom resnet_cifar.inference.loading import load_trained_model\n"
+             "from resnet_cifar.errors import ResnetCifarError\n"
+             "try:\n    load_trained_model(sys.argv[1])\nexcept ResnetCifarError as error:\n    print(error)\n"
+             "print(re.search(r'VmHWM:\\s+(\\d+)', Path('/proc/self/status').read_text()).group(1))\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=300)
+    refusal, peak_kib = done.stdout.strip().splitlines()
+    assert message in refusal and "is refused" in refusal, done.stdout + done.stderr
+    assert int(peak_kib) < 1024 ** 2, peak_kib  # under 1 GiB: the 1.5 GiB member is never held
+
+
+HIDDEN_IMPORT = (b"\x80\x04\x8c\x02os\x8c\x06system\x4b\x05\x30\x93\x8c\x04true\x85R.",  # push, pop, STACK_GLOBAL
+                 b"\x80\x04(0\x8c\x02os\x8c\x06system\x93\x8c\x04true\x85R.")  # a mark popped first
+
+
+@pytest.mark.parametrize("pickle_bytes", HIDDEN_IMPORT, ids=["push-pop", "mark-pop"])
+@pytest.mark.parametrize("entry", ["data/weights/weight_1", "data/sample_inputs/model.pt"])
+def test_a_pickle_hiding_its_import_behind_stack_moves_is_refused_in_one_line(exported, tmp_path, capsys, make_image,
+                                                                             pickle_bytes, entry) -> None:
+    path = _rewrite_pt2(exported["pt2"], tmp_path / "evil.pt2", {entry: pickle_bytes})
+    assert main(["predict", str(path), str(make_image(tmp_path / "cat.png"))]) == 2
+    assert "is a pickle that is not a torch.save file" in _one_line_error(capsys)
