@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import torch
 from PIL import Image
 
 from resnet_cifar.inference.predict import predict
@@ -360,6 +361,35 @@ def test_explain_answers_the_map_as_a_png_or_as_numbers(server) -> None:
     assert refused.status_code == 400 and "format must be png or json" in refused.json()["error"]
     broken = httpx.post(server.url + "/explain", content=b"not an image")
     assert broken.status_code == 400 and "error" in broken.json()
+
+
+def test_explain_takes_the_method_layer_and_target_that_the_command_takes(server) -> None:
+    from resnet_cifar.inference.explain import explain
+    from resnet_cifar.inference.pretrained import load_pretrained
+    from resnet_cifar.inference.predict import load_input
+
+    def asked(**params: str) -> httpx.Response:
+        return httpx.post(server.url + "/explain", content=CAT, headers={"Content-Type": "image/png"},
+                          params={"format": "json", **params})
+
+    answer = asked(method="gradcam++", layer="layer2", target="dog").json()
+    assert answer["method"] == "gradcam++" and answer["layer"] == "layer2"
+    assert [c["label"] for c in answer["top_k"]] == ["dog"]
+    shipped = load_pretrained("resnet20")
+    cat = shipped.normalised(load_input(str(EXAMPLES / "cat.png"), (32, 32))[None])
+    expected = explain(shipped.model, cat, method="gradcam++", layer="layer2",
+                       targets=torch.tensor([[shipped.class_names.index("dog")]]))
+    assert torch.tensor(answer["top_k"][0]["map"]) == pytest.approx(expected.maps[0, 0], abs=1e-3)
+    saliency = asked(method="saliency", target="3").json()
+    assert saliency["layer"] is None and saliency["top_k"][0]["index"] == 3
+    for params, message in (({"method": "occlusion"}, "unknown method 'occlusion'"),
+                            ({"layer": "layer9"}, "no layer 'layer9' in this model"),
+                            ({"layer": ""}, "no layer '' in this model"),
+                            ({"target": "unicorn"}, "--target 'unicorn' is not a class"),
+                            ({"method": "saliency", "layer": "layer2"}, "--layer applies to gradcam"),
+                            ({"colour": "red"}, "/explain takes no parameter 'colour'")):
+        refused = asked(**params)
+        assert refused.status_code == 400 and message in refused.json()["error"], (params, refused.text)
 
 
 def test_a_server_of_an_exported_file_says_explanations_need_pytorch(start_server, tmp_path) -> None:

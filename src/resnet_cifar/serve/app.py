@@ -40,6 +40,7 @@ from .model import ServedModel, Upload, load_served_model
 log = logging.getLogger("resnet_cifar.serve")
 # Content types sent as the image itself; anything else (but multipart/form-data) is 415.
 RAW_TYPES = ("image/", "application/octet-stream")
+EXPLAIN_PARAMETERS = ("top_k", "format", "method", "layer", "target")
 ENDPOINTS = ("/", "/health", "/info", "/metrics", "/openapi.json", "/predict", "/predict/batch", "/explain")
 
 
@@ -242,19 +243,26 @@ def create_app(settings: ServeSettings, on_load_failure: Callable[[str], None] =
 
     @app.post("/explain")
     async def explain(request: Request) -> Response:
-        """Grad-CAM of one image (the same input rules and limits as /predict) for its ``top_k`` classes (default
-        1): a PNG of the top class's map over the image (the classes in the X-Classes header), or with
-        ``?format=json`` every map's numbers."""
+        """Maps of one image (the same input rules and limits as /predict), as ``resnet-cifar explain`` draws them:
+        ``method`` (default gradcam), ``layer``, ``target`` (a class name or number; default the ``top_k`` most
+        probable, 1 by default): a PNG of the first class's map over the image (the classes in the X-Classes
+        header), or with ``?format=json`` every map's numbers. Another query parameter is a 400."""
         require_key(request)
         model = require_model()
+        unknown = sorted(set(request.query_params) - set(EXPLAIN_PARAMETERS))
+        if unknown:
+            raise ApiError(400, f"/explain takes no parameter {', '.join(map(repr, unknown))}: it takes "
+                                f"{', '.join(EXPLAIN_PARAMETERS)}")
         top_k = _top_k(request, default="1")
         wanted = request.query_params.get("format", "png")
         if wanted not in ("png", "json"):
             raise ApiError(400, f"format must be png or json, got {wanted!r}")
+        options = {"method": request.query_params.get("method", "gradcam"), "layer": request.query_params.get("layer"),
+                   "target": request.query_params.get("target", "top")}
         (data,) = await _images_of(request, settings, multiple=False)
         upload = Upload(data, "the upload", settings.max_pixels)
         try:
-            explanation = await asyncio.wait_for(asyncio.to_thread(_explained, model, upload, top_k),
+            explanation = await asyncio.wait_for(asyncio.to_thread(_explained, model, upload, top_k, options),
                                                  settings.timeout_s)
         except asyncio.TimeoutError:
             raise ApiError(503, f"no answer within {settings.timeout_s:g} s (--timeout): the server is overloaded") \
@@ -266,7 +274,7 @@ def create_app(settings: ServeSettings, on_load_failure: Callable[[str], None] =
         image, result = explanation
         classes = [{"label": c["label"], "index": c["index"], "probability": c["probability"]} for c in result]
         if wanted == "json":
-            return JSONResponse({"model": model.name, "method": "gradcam", "layer": result[0]["layer"],
+            return JSONResponse({"model": model.name, "method": options["method"], "layer": result[0]["layer"],
                                  "top_k": [{k: v for k, v in c.items() if k != "layer"} for c in result]})
         return Response(_overlay_png(image, result[0]["map"]), media_type="image/png",
                         headers={"X-Classes": json.dumps(classes)})
@@ -299,10 +307,12 @@ class _Measured:
             self.metrics.record(path if path in ENDPOINTS else "other", status, time.perf_counter() - start)
 
 
-def _explained(model: ServedModel, upload: Upload, top_k: int) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-    """The decoded image and, per explained class, its label, index, probability, layer and map (rows of 0-1)."""
+def _explained(model: ServedModel, upload: Upload, top_k: int, options: dict[str, Any],
+               ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """The decoded image and, per explained class, its label, index, probability, layer and map (rows of 0-1);
+    ``options``: the method, layer and target ``ServedModel.explain`` takes."""
     image = upload.decoded(model.trained.input_size[1:])
-    explanation = model.explain(image, top_k)
+    explanation = model.explain(image, top_k, **options)
     names = model.trained.class_names
     return image, [{"label": names[int(c)], "index": int(c), "probability": float(p), "layer": explanation.layer,
                     "map": explanation.maps[0, k].round(decimals=4).tolist()}

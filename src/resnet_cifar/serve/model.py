@@ -49,17 +49,20 @@ class ServedModel:
         rows = iter(self.classify(torch.stack(images)))
         return [next(rows) if isinstance(image, torch.Tensor) else image for image in decoded]
 
-    def explain(self, image: torch.Tensor, top_k: int) -> Any:
-        """Grad-CAM maps of one uint8 image (C, H, W) of the input size for its ``top_k`` most probable classes,
-        computed with the PyTorch model (not the folded copy that answers /predict), one request at a time: the
-        layer's hook must see only its own forward pass."""
-        from ..inference.explain import explain  # gradients and hooks: only for /explain
+    def explain(self, image: torch.Tensor, top_k: int, *, method: str = "gradcam", layer: str | None = None,
+                target: str = "top") -> Any:
+        """Maps of one uint8 image (C, H, W) of the input size, by ``method`` at ``layer`` (as ``explain`` takes
+        them), for ``target`` (a class name or number) or its ``top_k`` most probable classes; computed with the
+        PyTorch model (not the folded copy that answers /predict), one request at a time: the layer's hook must see
+        only its own forward pass."""
+        from ..inference.explain import explain, target_classes  # gradients and hooks: only for /explain
 
         self.trained.require_gradients("explanations need a PyTorch model")
         images = self.trained.normalised(image[None])
+        targets = target_classes(target, self.trained.class_names, 1)
         with self.explaining:
-            return explain(self.trained.model, images, top_k=min(top_k, len(self.trained.class_names)),
-                           temperature=self.trained.temperature)
+            return explain(self.trained.model, images, method=method, layer=layer, targets=targets,
+                           top_k=min(top_k, len(self.trained.class_names)), temperature=self.trained.temperature)
 
     def info(self) -> dict[str, Any]:
         trained = self.trained
