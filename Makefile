@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 # never a dependency of the package; its CPU port patches this version's source.
 AIRBENCH_PIN ?= airbench==0.1.8
 
-.PHONY: demo test test-all test-compat bench bench-baseline browser postgres clean
+.PHONY: demo test test-avx2 test-all test-compat bench bench-baseline browser postgres clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,13 @@ postgres:
 TEST_PROCESSES ?= auto
 test: $(VENV)/.installed browser postgres
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile
+
+# The suite as on a CPU without native bf16 or VNNI (AVX2 only), on any x86 host: the project's CPU checks see no
+# bf16/VNNI flags, and oneDNN and ATen run their AVX2 kernels (float32 numerics and int8 behaviour of such hosts).
+AVX2_ONLY := RESNET_CIFAR_HIDE_CPU_FLAGS="avx512_bf16 amx_bf16 avx512_vnni avx_vnni amx_int8" \
+	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
+test-avx2: $(VENV)/.installed browser postgres
+	$(AVX2_ONLY) $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
 test-all: $(VENV)/.installed browser postgres
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "slow or not slow"

@@ -27,8 +27,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+# Flags to treat as absent (space-separated), so that one host can test the choices made for another: `make
+# test-avx2` hides native bf16 and VNNI, and makes oneDNN and ATen run their AVX2 kernels, as on an AVX2-only CPU.
+HIDDEN_FLAGS_VARIABLE = "RESNET_CIFAR_HIDE_CPU_FLAGS"
+
+
 def _cpu_flags() -> set[str]:
-    """The instruction-set flags of this CPU as Linux lists them (none where /proc/cpuinfo cannot be read)."""
+    """The instruction-set flags of this CPU, less those named in ``RESNET_CIFAR_HIDE_CPU_FLAGS``."""
+    return _cpu_flags_listed() - set(os.environ.get(HIDDEN_FLAGS_VARIABLE, "").split())
+
+
+def _cpu_flags_listed() -> set[str]:
+    """The flags as Linux lists them (none where /proc/cpuinfo cannot be read)."""
     try:
         with open("/proc/cpuinfo") as f:
             return {flag for line in f if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
