@@ -507,7 +507,8 @@ def _add_predict_parser(commands: argparse._SubParsersAction) -> None:
 
 
 # The ``TrainConfig`` settings that every run of an experiment shares.
-EXPERIMENT_SETTINGS = ("dataset", "data_dir", "download", "train_subset", "seed", "device", "amp", "channels_last")
+EXPERIMENT_SETTINGS = ("dataset", "data_dir", "download", "train_subset", "seed", "device", "amp", "channels_last",
+                       "compile", "compile_mode")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -698,15 +699,16 @@ def _experiment_settings(args: argparse.Namespace) -> dict:
 def _cmd_degradation(args: argparse.Namespace) -> int:
     from .experiments.degradation import degradation
 
-    degradation(args.depths, epochs=args.epochs, out=args.out, quiet=args.quiet, **_experiment_settings(args))
+    degradation(args.depths, epochs=args.epochs, out=args.out, quiet=args.quiet, jobs=args.jobs,
+                val_split=args.val_split, **_experiment_settings(args))
     return 0
 
 
 def _cmd_paper(args: argparse.Namespace) -> int:
     from .experiments.paper import paper
 
-    paper(args.depths, epochs=args.epochs, out=args.out, quiet=args.quiet, val_split=args.val_split,
-          **_experiment_settings(args))
+    paper(args.depths, epochs=args.epochs, runs=args.runs, out=args.out, quiet=args.quiet, jobs=args.jobs,
+          val_split=args.val_split, **_experiment_settings(args))
     return 0
 
 
@@ -748,32 +750,50 @@ def _experiment_options(default_out: str, default_epochs: int | None) -> argpars
     return shared
 
 
+def _paper_options() -> argparse.ArgumentParser:
+    """Options of the experiments that follow the paper: its validation split and runs in parallel."""
+    from .experiments.paper_schedule import PAPER_VAL_SPLIT
+
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--val-split", type=int, default=PAPER_VAL_SPLIT, metavar="N", help=f"hold out N training "
+                        f"images, as the paper's 45k/5k split does (default {PAPER_VAL_SPLIT}; 0: train on all)")
+    shared.add_argument("--jobs", type=int, default=1, metavar="N", help="train N runs at once, one process each "
+                        "(small nets leave a GPU idle one at a time); the CPU threads are split between them "
+                        "(default 1)")
+    return shared
+
+
 def _add_experiment_parser(commands: argparse._SubParsersAction) -> None:
+    from .experiments.paper_schedule import PAPER_EPOCHS
     from .training.recipes import RECIPES
 
     experiment = commands.add_parser("experiment", help="multi-run experiments: degradation, paper, compare")
     kinds = experiment.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
     degradation = kinds.add_parser(
-        "degradation", parents=[_experiment_options("experiments/degradation", 30)],
+        "degradation", parents=[_experiment_options("experiments/paper", PAPER_EPOCHS), _paper_options()],
         help="plain against residual nets of growing depth (the paper's figure 6)",
         description="Train plain-D and ResNet-D for each depth D with the paper's recipe (SGD 0.1, momentum 0.9, "
-                    "weight decay 1e-4, batch 128, lr /10 at 50% and 75% of the epochs) and one seed; draw "
-                    "training and test error against epoch (plain left, residual right) and tabulate final errors.")
-    degradation.add_argument("--depths", type=int, nargs="+", default=[20, 56],
-                             help="depths among 20 32 44 56 110 (default 20 56)")
+                    "weight decay 1e-4, batch 128, 5,000 training images held out, lr /10 at 50% and 75% of the "
+                    f"{PAPER_EPOCHS} epochs) and one seed; draw training and test error against training steps "
+                    "(plain left, residual right: degradation.png) and tabulate final errors (degradation.md). "
+                    "The ResNet runs are shared with 'experiment paper' in the same --out. A GPU job at full "
+                    "length; --epochs 25 --train-subset 10000 shows the effect on a CPU in hours.")
+    degradation.add_argument("--depths", type=int, nargs="+", default=[20, 32, 44, 56],
+                             help="depths among 20 32 44 56 110 (default 20 32 44 56)")
     degradation.set_defaults(handler=_cmd_degradation)
 
     paper = kinds.add_parser(
-        "paper", parents=[_experiment_options("experiments/paper", 164)],
+        "paper", parents=[_experiment_options("experiments/paper", PAPER_EPOCHS), _paper_options()],
         help="the paper's CIFAR-10 table: ResNet-20/32/44/56/110, our error next to the published one",
         description="Train ResNet-20/32/44/56/110 with the paper's recipe (SGD 0.1, momentum 0.9, weight decay 1e-4, "
-                    "batch 128, crop + flip, lr /10 at 50% and 75% of the run: 32k and 48k of 64k steps = 164 "
-                    "epochs on 50k images) and write one table with the paper's test error next to ours. A GPU job "
-                    "at full length.")
+                    "batch 128, crop + flip, 45k/5k train/validation split, lr /10 at 32k and 48k of 64k steps = "
+                    f"{PAPER_EPOCHS} epochs) and write one table (paper.md) with the paper's test error, that of "
+                    "published weights on the same data and ours, and the error curves (paper.png). A GPU job at "
+                    "full length.")
     paper.add_argument("--depths", type=int, nargs="+", default=[20, 32, 44, 56, 110],
                        help="depths among 20 32 44 56 110 1202 (default 20 32 44 56 110)")
-    paper.add_argument("--val-split", type=int, default=0, metavar="N", help="hold out N training images, as "
-                       "the paper's 45k/5k split (5000) did (default 0: train on all)")
+    paper.add_argument("--runs", type=int, default=1, metavar="K", help="seeds per depth, from --seed on: the table "
+                       "gives the mean error and its spread (default 1)")
     paper.set_defaults(handler=_cmd_paper)
 
     compare = kinds.add_parser(

@@ -1,7 +1,13 @@
 """The experiments end to end on the bundled sample (tiny runs), and their reports."""
 from __future__ import annotations
 
+import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -9,25 +15,36 @@ import pytest
 from resnet_cifar.cli import main
 from resnet_cifar.errors import ResnetCifarError
 from resnet_cifar.experiments.degradation import _verdict, degradation
+from resnet_cifar.experiments.paper import _verdict as paper_verdict
 from resnet_cifar.experiments.paper import paper
-from resnet_cifar.experiments.paper_schedule import paper_config
+from resnet_cifar.experiments.paper_schedule import PAPER_EPOCHS, paper_config
 from resnet_cifar.experiments.report import markdown_table, settings_line
 from resnet_cifar.experiments.runner import Finished
 from resnet_cifar.models import create_model
 from resnet_cifar.models.summary import count_parameters
 from resnet_cifar.training.config import TrainConfig
 
-TINY = {"dataset": "cifar10-sample", "train_subset": 200, "device": "cpu"}
+TINY = {"dataset": "cifar10-sample", "train_subset": 200, "val_split": 100, "device": "cpu"}
+TINY_ARGS = ["--dataset", "cifar10-sample", "--train-subset", "200", "--val-split", "100", "--device", "cpu",
+             "--quiet"]
+
+
+def test_paper_recipe_is_64k_steps_on_the_45k_split_with_drops_at_32k_and_48k() -> None:
+    config = paper_config("resnet20")
+    steps_per_epoch = 45_000 // config.batch_size  # whole batches only
+    assert (config.epochs, config.val_split, config.milestones) == (PAPER_EPOCHS, 5000, [91, 137])
+    assert config.epochs * steps_per_epoch == pytest.approx(64_000, rel=0.002)
+    assert [m * steps_per_epoch for m in config.milestones] == pytest.approx([32_000, 48_000], rel=0.005)
+    assert paper_config("resnet20", val_split=0).val_split == 0
 
 
 def test_paper_milestones_sit_at_half_and_three_quarters() -> None:
-    assert paper_config("resnet20").milestones == [82, 123]
+    assert paper_config("resnet20", 164).milestones == [82, 123]
     assert paper_config("resnet20", 2).milestones == [1]
     assert paper_config("resnet20", 1).milestones == []
     config = paper_config("resnet56", 40)
     assert (config.lr, config.weight_decay, config.batch_size, config.milestones) == (0.1, 1e-4, 128, [20, 30])
     assert paper_config("resnet20", 1).schedule == "constant"
-    assert config.val_split == 0 and paper_config("resnet20", val_split=5000).val_split == 5000
 
 
 def test_settings_line_names_what_the_runs_share() -> None:
@@ -44,10 +61,11 @@ def test_degradation_draws_tabulates_and_reuses_finished_runs(tmp_path, capsys) 
     runs = degradation([20], epochs=1, out=out, quiet=True, **TINY)
     assert [run.name for run in runs] == ["plain20", "resnet20"]
     assert all(run.config.train_subset == 200 and run.config.seed == 0 for run in runs)
-    results = json.loads((out / "results.json").read_text())
+    results = json.loads((out / "degradation.json").read_text())
     assert [r["model"] for r in results["runs"]] == ["plain20", "resnet20"]
     assert (out / "degradation.png").stat().st_size > 10_000
-    assert "| plain20 " in (out / "results.md").read_text()
+    assert "| plain20 " in (out / "degradation.md").read_text()
+    assert [run.steps_per_epoch for run in runs] == [1, 1]  # 200 images, whole batches of 128: the x axis in steps
     written = (out / "plain20" / "last.pt").stat().st_mtime_ns
     degradation([20], epochs=1, out=out, quiet=True, **TINY)
     assert (out / "plain20" / "last.pt").stat().st_mtime_ns == written  # finished: not trained again
@@ -91,10 +109,86 @@ def test_unknown_depths_are_refused_before_any_training(tmp_path) -> None:
 
 def test_paper_puts_the_published_error_next_to_ours(tmp_path) -> None:
     paper([20], epochs=2, out=tmp_path, quiet=True, **TINY)
-    table = (tmp_path / "results.md").read_text()
+    table = (tmp_path / "paper.md").read_text()
     assert "| resnet20 |" in table and "8.75" in table and "lr x0.1 at epochs [1]" in table
-    run = json.loads((tmp_path / "results.json").read_text())["runs"][0]
-    assert run["paper_test_error"] == 0.0875 and 0 < run["test_error"] < 1
+    assert "19.0" in table and "JPEG-derived copy" in table  # published weights on the same copy, side by side
+    run = json.loads((tmp_path / "paper.json").read_text())["runs"][0]
+    assert run["paper_test_error"] == 0.0875 and 0 < run["test_errors"][0] < 1 and run["seeds"] == [0]
+    assert (tmp_path / "paper.png").stat().st_size > 10_000
+
+
+def test_paper_runs_several_seeds_and_gives_their_spread(tmp_path) -> None:
+    runs = paper([20], epochs=1, runs=2, out=tmp_path, quiet=True, **{**TINY, "seed": 3})
+    assert [(run.name, run.config.seed) for run in runs] == [("resnet20", 3), ("resnet20-seed4", 4)]
+    row = json.loads((tmp_path / "paper.json").read_text())["runs"][0]
+    assert row["seeds"] == [3, 4] and len(row["test_errors"]) == 2
+    assert "(n=2)" in (tmp_path / "paper.md").read_text()
+    with pytest.raises(ResnetCifarError, match="--runs must be at least 1"):
+        paper([20], runs=0, out=tmp_path)
+
+
+def test_paper_verdict_names_the_deeper_nets_that_beat_the_shallowest() -> None:
+    def finished(name: str, test_acc: float) -> Finished:
+        return Finished(name, TrainConfig(model=name), [{"epoch": 1, "test_acc": test_acc}], Path(name))
+
+    agrees = paper_verdict({"resnet20": [finished("resnet20", 0.8)], "resnet56": [finished("resnet56", 0.85)]})
+    assert agrees == "On test error, resnet56 beats resnet20 (as in the paper, deeper is better)."
+    mixed = paper_verdict({"resnet20": [finished("resnet20", 0.8)], "resnet32": [finished("resnet32", 0.75)],
+                           "resnet56": [finished("resnet56", 0.85)]})
+    assert "resnet56 beats resnet20; resnet32 does not beat resnet20" in mixed
+
+
+def test_paper_and_degradation_share_their_resnet_runs(tmp_path, capsys) -> None:
+    paper([20], epochs=1, out=tmp_path, quiet=True, **TINY)
+    written = (tmp_path / "resnet20" / "last.pt").stat().st_mtime_ns
+    degradation([20], epochs=1, out=tmp_path, quiet=True, **TINY)
+    assert (tmp_path / "resnet20" / "last.pt").stat().st_mtime_ns == written
+    assert {"paper.md", "degradation.md", "plain20"} <= {path.name for path in tmp_path.iterdir()}
+
+
+def test_jobs_train_runs_in_processes_of_their_own_and_reuse_them(tmp_path, capsys) -> None:
+    assert main(["experiment", "degradation", "--depths", "20", "--epochs", "1", "--jobs", "2", "--threads", "2",
+                 "--out", str(tmp_path), *TINY_ARGS]) == 0
+    results = json.loads((tmp_path / "degradation.json").read_text())
+    assert [r["model"] for r in results["runs"]] == ["plain20", "resnet20"]
+    assert all((tmp_path / name / "model.safetensors").is_file() for name in ("plain20", "resnet20"))
+    capsys.readouterr()
+    assert main(["experiment", "degradation", "--depths", "20", "--epochs", "1", "--jobs", "2",
+                 "--out", str(tmp_path), *TINY_ARGS]) == 0
+    assert capsys.readouterr().err.count("finished already") == 2  # no process started again
+    assert main(["experiment", "paper", "--depths", "20", "--jobs", "0", "--out", str(tmp_path)]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
+
+
+def _epochs(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigterm_stops_an_experiment_with_checkpoints_and_the_rerun_continues_the_curves(tmp_path, jobs) -> None:
+    command = [sys.executable, "-m", "resnet_cifar", "experiment", "degradation", "--depths", "20", "--epochs", "3",
+               "--jobs", jobs, "--out", str(tmp_path), *TINY_ARGS]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not all((tmp_path / name / "metrics.csv").is_file() for name in ("plain20",) + (("resnet20",) * (jobs == "2"))):
+        assert process.poll() is None and time.time() < deadline, process.communicate()[0]
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode == 128 + signal.SIGTERM, output
+    assert "Traceback" not in output and "stopped during plain20" in output and "run the same command" in output
+    stopped = {name: _epochs(tmp_path / name) for name in ("plain20", "resnet20")
+               if (tmp_path / name / "metrics.csv").is_file()}
+    assert all(len(rows) < 3 for rows in stopped.values()) and (tmp_path / "plain20" / "last.pt").is_file()
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ})
+    assert rerun.returncode == 0, rerun.stderr
+    for name, before in stopped.items():
+        after = _epochs(tmp_path / name)
+        assert [row["epoch"] for row in after] == ["1", "2", "3"]  # no epoch lost or repeated
+        assert after[:len(before)] == before  # the epochs finished before the stop stand as they were
+        elapsed = [float(row["elapsed_seconds"]) for row in after]
+        assert elapsed == sorted(elapsed)  # the clock goes on from where it stopped
 
 
 def test_compare_from_the_command_line(tmp_path, capsys) -> None:

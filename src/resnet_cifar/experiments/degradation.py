@@ -7,17 +7,20 @@ from typing import Any, Sequence
 from ..errors import ResnetCifarError
 from ..models import list_models
 from .figures import plot_degradation
-from .paper_schedule import paper_config
+from .paper_schedule import PAPER_EPOCHS, paper_config
 from .report import markdown_table, minutes, percent, settings_line, show, write_results
 from .runner import Finished, run_all
 
 
-def degradation(depths: Sequence[int] = (20, 56), *, epochs: int = 30, out: str | Path = "experiments/degradation",
-                quiet: bool = False, **settings: Any) -> list[Finished]:
+def degradation(depths: Sequence[int] = (20, 32, 44, 56), *, epochs: int = PAPER_EPOCHS,
+                out: str | Path = "experiments/paper", quiet: bool = False, jobs: int = 1,
+                **settings: Any) -> list[Finished]:
     """Train plain-D and ResNet-D for each depth D with the paper's recipe and the same seed; draw and tabulate.
 
-    ``settings`` are ``TrainConfig`` fields shared by every run (dataset, data_dir, train_subset, seed, ...).
-    Writes ``degradation.png``, ``results.md`` and ``results.json`` in ``out``; returns the finished runs.
+    ``settings`` are ``TrainConfig`` fields shared by every run (dataset, data_dir, train_subset, seed, ...);
+    ``jobs`` trains that many runs at once. Writes ``degradation.png``, ``degradation.md`` and ``degradation.json``
+    in ``out``; returns the finished runs. The ResNet runs are those ``experiment paper`` trains into the same
+    folder with the same settings (its first seed), so the two experiments share them.
     """
     depths = sorted(set(depths))
     names = [f"{kind}{depth}" for kind in ("plain", "resnet") for depth in depths]
@@ -25,14 +28,16 @@ def degradation(depths: Sequence[int] = (20, 56), *, epochs: int = 30, out: str 
     if missing:
         raise ResnetCifarError(f"no model {', '.join(missing)}: the paper's CIFAR depths are 20, 32, 44, 56 and 110")
     out = Path(out)
-    runs = run_all({name: paper_config(name, epochs, **settings) for name in names}, out, quiet=quiet)
+    runs = run_all({name: paper_config(name, epochs, **settings) for name in names}, out, quiet=quiet,
+                   jobs=jobs)
     plain, residual = runs[:len(depths)], runs[len(depths):]
     plot_degradation(plain, residual, out / "degradation.png")
     table, data = _results(runs)
     verdict = _verdict(plain, residual)
     write_results(out, "Degradation: plain against residual networks", table, {"runs": data, "verdict": verdict},
                   f"{verdict}\n\n{settings_line(runs[0].config)} Training error is measured on the augmented "
-                  f"training batches during each epoch, test error after it. Figure: degradation.png.")
+                  f"training batches during each epoch, test error after it. Figure: degradation.png.",
+                  stem="degradation")
     show(f"\n{table}\n\n{verdict}\nfigure and tables: {out}", quiet)
     return runs
 

@@ -12,24 +12,42 @@ from .runner import Finished
 
 
 def plot_degradation(plain: Sequence[Finished], residual: Sequence[Finished], path: Path) -> None:
-    """Training error (thin, dashed) and test error (bold) against epoch: plain nets left, residual nets right."""
+    """Training error (thin, dashed) and test error (bold) against training steps: plain nets left, residual nets
+    right (the paper's figure 6)."""
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    colours = plt.get_cmap("viridis")
-    for axis, runs, title in ((axes[0], plain, "plain networks"), (axes[1], residual, "residual networks")):
-        for index, run in enumerate(runs):
-            colour = colours(index / max(1, len(runs) - 1) * 0.85)
-            epochs = [row["epoch"] for row in run.history]
-            axis.plot(epochs, [100 * (1 - row["train_acc"]) for row in run.history], color=colour, linewidth=1,
-                      linestyle="--")
-            axis.plot(epochs, [100 * (1 - row["test_acc"]) for row in run.history], color=colour, linewidth=2.5,
-                      label=run.name)
-        axis.set_title(f"{title}: test error (bold), training error (dashed)")
-        axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.grid(alpha=0.3)
-        axis.legend()
+    _draw_errors(axes[0], plain, "plain networks")
+    _draw_errors(axes[1], residual, "residual networks")
     axes[0].set_ylabel("error (%)")
     save_figure(figure, path)
+
+
+def plot_error_curves(runs: Sequence[Finished], title: str, path: Path) -> None:
+    """Training error (thin, dashed) and test error (bold) of ``runs`` against training steps, on one axis."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    _draw_errors(axis, runs, title)
+    axis.set_ylabel("error (%)")
+    save_figure(figure, path)
+
+
+def _draw_errors(axis: plt.Axes, runs: Sequence[Finished], title: str) -> None:
+    """One line pair per run, coloured by depth order; the x axis in thousands of steps where every run recorded
+    its steps per epoch, else in epochs."""
+    colours = plt.get_cmap("viridis")
+    in_steps = all(run.steps_per_epoch for run in runs)
+    for index, run in enumerate(runs):
+        colour = colours(index / max(1, len(runs) - 1) * 0.85)
+        scale = run.steps_per_epoch / 1000 if in_steps else 1
+        x = [row["epoch"] * scale for row in run.history]
+        axis.plot(x, [100 * (1 - row["train_acc"]) for row in run.history], color=colour, linewidth=1,
+                  linestyle="--")
+        axis.plot(x, [100 * (1 - row["test_acc"]) for row in run.history], color=colour, linewidth=2.5,
+                  label=run.name)
+    axis.set_title(f"{title}: test error (bold), training error (dashed)")
+    axis.set_xlabel("training steps (thousands)" if in_steps else "epoch")
+    if not in_steps:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.grid(alpha=0.3)
+    axis.legend()
 
 
 def plot_comparison(runs: Sequence[Finished], parameters: Sequence[int], path: Path) -> None:

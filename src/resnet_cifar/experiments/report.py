@@ -1,4 +1,4 @@
-"""Results of an experiment: a Markdown table printed and written to results.md, the same data in results.json."""
+"""Results of an experiment: a Markdown table printed and written to a .md file, the same data in a .json file."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,10 +19,12 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join([lines[0], rule, *lines[1:]])
 
 
-def write_results(out: Path, title: str, table: str, data: dict[str, Any], settings: str) -> None:
-    """results.md (title, table, settings) and results.json (``data``) in ``out``."""
-    atomic_write_bytes(out / "results.md", f"# {title}\n\n{table}\n\n{settings}\n".encode())
-    atomic_write_json(out / "results.json", data)
+def write_results(out: Path, title: str, table: str, data: dict[str, Any], settings: str, *,
+                  stem: str = "results") -> None:
+    """``stem``.md (title, table, settings) and ``stem``.json (``data``) in ``out``: experiments that share one
+    folder (and its runs) write under stems of their own."""
+    atomic_write_bytes(out / f"{stem}.md", f"# {title}\n\n{table}\n\n{settings}\n".encode())
+    atomic_write_json(out / f"{stem}.json", data)
 
 
 def show(text: str, quiet: bool) -> None:

@@ -67,6 +67,7 @@ class TrainState:
             "scaler": parts.scaler.state_dict(), "ema": parts.ema.state_dict() if parts.ema is not None else None,
             "rng": rng_state(parts.device), "cpu_threads": torch.get_num_threads(),
             "history": self.history, "best_val_acc": self.best_val_acc, "model_info": self.info(),
+            "batches_per_epoch": self.batches_per_epoch,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
