@@ -15,6 +15,14 @@
 #   speedrun  our --recipe speedrun (its ResNet-9) and ResNet-18 by the same recipe, each with eval --tta; with
 #             airbench in the same call (`airbench speedrun`, estimated at 5-6 minutes on an H100, not yet timed),
 #             time_to_accuracy.py then compares each with airbench94's run on the same copy
+#   paper     the paper's table 6 and figure 6 in one call: ResNet-20/32/44/56/110 and plain-20/32/44/56 by the
+#             paper's recipe (182 epochs, 45k/5k split), all nine at once on the one GPU (`experiment degradation
+#             --jobs 8` beside `experiment paper --depths 110`; under CUDA MPS where the image has it, so their
+#             kernels overlap), each with PAPER_OPTIONS (default --compile --compile-mode reduce-overhead: CUDA
+#             graphs, as these nets are launch-bound at batch 128). Stopped by SIGTERM after PAPER_SECONDS (default
+#             540) with a checkpoint in every run: the same step in the next call, on the still-warm machine,
+#             continues them. Then the tables, figures and a fitted temperature per ResNet: $OUT/paper.tgz (run
+#             folders without checkpoints, weights included)
 #   ddp       DistributedDataParallel over NCCL on 2 GPUs against 1 (skipped with fewer than 2 GPUs)
 #   faithfulness  deletion curves of every explanation method for the ResNet-18 of the fast step (trained first
 #             when that step has not run in this call), pixel by pixel and by 4x4 patches, 1,000 test images
@@ -37,12 +45,16 @@ if [ -n "${SMOKE:-}" ]; then
     train_args=(--model resnet20 --epochs 1 --train-subset 256 --batch-size 64)
     baseline_args=(--epochs 1 --max-batches 2 --workers 2)
     FAITHFULNESS_OPTIONS=${FAITHFULNESS_OPTIONS:-"--images 20 --steps 2 --methods gradcam"}
+    paper_args=(--epochs 1 --train-subset 256 --val-split 100)
+    PAPER_OPTIONS=${PAPER_OPTIONS:-}
     CORRUPTION_OPTIONS=${CORRUPTION_OPTIONS:-"fog --severities 1"}
 else
     bench_args=(--models resnet18 resnet20 --batch-sizes 128 512 --steps 20 --warmup 5)
     train_args=()
     baseline_args=()
+    paper_args=()
 fi
+read -r -a paper_options <<< "${PAPER_OPTIONS---compile --compile-mode reduce-overhead}"
 read -r -a extra_train_args <<< "${TRAIN_OPTIONS:-}"
 train_args+=("${extra_train_args[@]}")
 python3 -m pip install --quiet --no-index --no-deps --upgrade --target /tmp/site gpu/whl/*.whl
@@ -124,6 +136,39 @@ PY
             echo "seconds $((SECONDS - start))" | tee -a "$OUT/robustness/$model.txt"
         done
         tar -czf "$OUT/robustness.tgz" -C "$OUT" robustness && rm -rf "$OUT/robustness" ;;
+    paper)
+        paper_runs=/tmp/runs/paper
+        mkdir -p $paper_runs "$OUT/paper"
+        if [ "$DEVICE" = cuda ] && command -v nvidia-cuda-mps-control >/dev/null; then
+            export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+            mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
+            nvidia-cuda-mps-control -d 2>/dev/null && echo "MPS on" | tee "$OUT/paper/mps.txt" || true
+        fi
+        experiment=(--data-dir $data --no-download --device "$DEVICE" --out $paper_runs --quiet "${paper_args[@]}"
+                    "${paper_options[@]}")
+        start=$SECONDS
+        set +e
+        timeout --preserve-status --signal=TERM --kill-after=120 "${PAPER_SECONDS:-540}" python3 -m resnet_cifar experiment paper \
+            --depths 110 "${experiment[@]}" > "$OUT/paper/resnet110.log" 2>&1 &
+        timeout --preserve-status --signal=TERM --kill-after=120 "${PAPER_SECONDS:-540}" python3 -m resnet_cifar experiment \
+            degradation --depths 20 32 44 56 --jobs 8 "${experiment[@]}" > "$OUT/paper/degradation.log" 2>&1
+        finished=$?
+        wait $!
+        finished=$((finished + $?))
+        set -e
+        echo "training: $((SECONDS - start)) s, exit codes sum $finished (143: stopped at the deadline, saved)" \
+            | tee "$OUT/paper/seconds.txt"
+        if [ $finished = 0 ]; then
+            python3 -m resnet_cifar experiment paper "${experiment[@]}"
+            python3 -m resnet_cifar experiment degradation "${experiment[@]}"
+            cat $paper_runs/paper.md $paper_runs/degradation.md | tee "$OUT/paper/tables.md"
+            for run in $paper_runs/resnet*/; do
+                python3 -m resnet_cifar calibrate "$run" --device "$DEVICE" --data-dir $data --no-download \
+                    2>&1 | tee "$OUT/paper/calibrate-$(basename "$run").txt" || true
+            done
+        fi
+        [ -f "$OUT/paper/mps.txt" ] && { echo quit | nvidia-cuda-mps-control || true; }
+        tar -czf "$OUT/paper.tgz" -C /tmp/runs --exclude='*.pt' --exclude='.lock' paper ;;
     ddp)
         if [ "$(python3 -c 'import torch; print(torch.cuda.device_count())')" -lt 2 ]; then
             echo "ddp: skipped, fewer than 2 GPUs" | tee "$OUT/ddp.log"
@@ -132,7 +177,7 @@ PY
         fi ;;
     *)
         echo "unknown step $step: choose tests, bench, fast, compiled, graphs, ema, default, speedrun, baseline," \
-             "airbench, ddp, faithfulness or robustness" >&2
+             "airbench, paper, ddp, faithfulness or robustness" >&2
         exit 2 ;;
     esac
 done
