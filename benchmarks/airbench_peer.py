@@ -40,9 +40,8 @@ from pathlib import Path
 
 import torch
 from airbench_cpu import load_airbench_for_cpu
-from recipe_ablation import cpu_description
 
-from resnet_cifar.core.device import cpu_supports_bf16
+from resnet_cifar.core.device import cpu_description, cpu_supports_bf16
 from resnet_cifar.core.threads import configure_threads
 from resnet_cifar.data.cifar import read_cifar
 

@@ -18,7 +18,8 @@ from datetime import date
 from pathlib import Path
 
 import torch
-from recipe_ablation import cpu_description
+
+from resnet_cifar.core.device import cpu_description
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "src/resnet_cifar/data/assets/examples"
 # Runs the command in this process and prints its peak resident set (KiB) last, so that only this run counts.

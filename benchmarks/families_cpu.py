@@ -14,8 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from recipe_ablation import cpu_description
-
+from resnet_cifar.core.device import cpu_description
 from resnet_cifar.core.threads import configure_threads
 from resnet_cifar.experiments.figures import plot_recipe_curves
 from resnet_cifar.experiments.report import markdown_table

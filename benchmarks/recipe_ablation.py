@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt
 import torch
 from time_to_accuracy import read_metrics
 
-from resnet_cifar.core.device import cpu_has_vnni, cpu_supports_bf16
+from resnet_cifar.core.device import cpu_description
 from resnet_cifar.plots import save_figure  # also selects matplotlib's file-only Agg backend
 
 # (name, options added to the base): each changes one ingredient of the base.
@@ -84,17 +84,6 @@ def read_rows(run: Path) -> list[dict[str, float]]:
     """The epoch rows of a run's metrics.csv (empty when it has none yet)."""
     path = run / "metrics.csv"
     return read_metrics(path) if path.exists() else []
-
-
-def cpu_description() -> str:
-    """The CPU's model name, family and model, and whether it has native bf16 and VNNI (what decides speed here)."""
-    fields: dict[str, str] = {}
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    return (f"{fields.get('model name', 'unknown')} (family {fields.get('cpu family', '?')} model "
-            f"{fields.get('model', '?')}), native bf16: {cpu_supports_bf16()}, VNNI: {cpu_has_vnni()}")
 
 
 def train(command: list[str], run: Path, epochs: int) -> list[dict[str, float]]:

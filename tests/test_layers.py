@@ -18,7 +18,7 @@ LAYERS = [
     {"plots"},
     {"core"},
     {"training", "inference"},
-    {"flops", "bench", "config_options", "experiments", "serve", "sweep"},
+    {"flops", "bench", "model_card", "config_options", "experiments", "serve", "sweep"},
     {"cli", "__init__", "__main__"},
 ]
 # Units of one layer that must not import each other: the two rooms over the shared core.

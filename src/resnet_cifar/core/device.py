@@ -57,6 +57,21 @@ def cpu_has_vnni() -> bool:
     return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & _cpu_flags())
 
 
+def cpu_description() -> str:
+    """The CPU's model name, family and model, and whether it has native bf16 and VNNI (what decides speed here):
+    the line every benchmark row and model card names its machine by."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return (f"{fields.get('model name', 'unknown')} (family {fields.get('cpu family', '?')} model "
+            f"{fields.get('model', '?')}), native bf16: {cpu_supports_bf16()}, VNNI: {cpu_has_vnni()}")
+
+
 def cuda_has_native_bf16(device: torch.device) -> bool:
     """Whether the GPU ``device`` computes in bfloat16 natively (Ampere, compute capability 8.0, and later).
 

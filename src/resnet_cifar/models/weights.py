@@ -66,6 +66,12 @@ class ShippedWeights:
         return json.loads((path or self.path()).with_name("model.json").read_text())
 
     @property
+    def card(self) -> dict[str, Any]:
+        """The model card the manifest holds (``model_card``), the test accuracy at least."""
+        return {"test_accuracy": self.test_accuracy, "command": self.entry.get("command"),
+                **self.entry.get("card", {})}
+
+    @property
     def preprocessing(self) -> Preprocessing:
         info = self.description()
         return Preprocessing(tuple(info["input_size"]), tuple(info["mean"]), tuple(info["std"]))
