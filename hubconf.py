@@ -1,5 +1,6 @@
-"""torch.hub entry points, one per model that ``resnet-cifar models`` lists (torch.hub finds entry points by listing
-the module, so the patterned names, ``wrn-16-4`` or ``resnet9-w32``, come from ``create_model``):
+"""torch.hub entry points, one per model that ``resnet-cifar models`` lists and one per shipped model (torch.hub finds
+entry points by listing the module, so patterned names without shipped weights, ``wrn-16-2``, come from
+``create_model``):
 
     model = torch.hub.load("path/to/resnet-cifar", "resnet20", source="local", pretrained=True)
     model = torch.hub.load("path/to/resnet-cifar", "wrn-16-8", source="local", num_classes=100)
@@ -16,6 +17,7 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
 from resnet_cifar.models import create_model, list_models, model_description  # noqa: E402
+from resnet_cifar.models.weights import shipped_weights  # noqa: E402
 
 dependencies = ["torch", "numpy", "PIL", "torchinfo", "tqdm", "matplotlib", "safetensors", "joblib"]
 
@@ -29,5 +31,6 @@ def _entry_point(name: str) -> Callable[..., Any]:
     return build
 
 
-globals().update({name: _entry_point(name) for name in list_models()})
+globals().update({name: _entry_point(name)
+                 for name in [*list_models(), *(weights.model for weights in shipped_weights().values())]})
 
