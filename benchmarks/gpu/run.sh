@@ -23,6 +23,9 @@
 #             540) with a checkpoint in every run: the same step in the next call, on the still-warm machine,
 #             continues them. Then the tables, figures and a fitted temperature per ResNet: $OUT/paper.tgz (run
 #             folders without checkpoints, weights included)
+#   zoo       the shipped weights' non-paper runs (issue 51): wrn-16-4 and preact-resnet18 by the default recipe,
+#             resnet9-w32 by speedrun, each with --val-split 5000 and calibrated, trained one after the other:
+#             $OUT/zoo.tgz (their folders without checkpoints), shipped here by scripts/ship_pretrained.py
 #   ddp       DistributedDataParallel over NCCL on 2 GPUs against 1 (skipped with fewer than 2 GPUs)
 #   faithfulness  deletion curves of every explanation method for the ResNet-18 of the fast step (trained first
 #             when that step has not run in this call), pixel by pixel and by 4x4 patches, 1,000 test images
@@ -169,6 +172,14 @@ PY
         fi
         [ -f "$OUT/paper/mps.txt" ] && { echo quit | nvidia-cuda-mps-control || true; }
         tar -czf "$OUT/paper.tgz" -C /tmp/runs --exclude='*.pt' --exclude='.lock' paper ;;
+    zoo)
+        for entry in "wrn-16-4 default" "preact-resnet18 default" "resnet9-w32 speedrun"; do
+            read -r model recipe <<< "$entry"
+            train_recipe "zoo-$model" "$recipe" --model "$model" --val-split 5000
+            python3 -m resnet_cifar calibrate "/tmp/runs/zoo-$model" --device "$DEVICE" --data-dir $data \
+                --no-download 2>&1 | tee "$OUT/zoo-$model-calibrate.txt"
+        done
+        tar -czf "$OUT/zoo.tgz" -C /tmp/runs --exclude='*.pt' --exclude='.lock' $(cd /tmp/runs && ls -d zoo-*) ;;
     ddp)
         if [ "$(python3 -c 'import torch; print(torch.cuda.device_count())')" -lt 2 ]; then
             echo "ddp: skipped, fewer than 2 GPUs" | tee "$OUT/ddp.log"
@@ -177,7 +188,7 @@ PY
         fi ;;
     *)
         echo "unknown step $step: choose tests, bench, fast, compiled, graphs, ema, default, speedrun, baseline," \
-             "airbench, paper, ddp, faithfulness or robustness" >&2
+             "airbench, paper, zoo, ddp, faithfulness or robustness" >&2
         exit 2 ;;
     esac
 done
