@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 # never a dependency of the package; its CPU port patches this version's source.
 AIRBENCH_PIN ?= airbench==0.1.8
 
-.PHONY: demo test test-avx2 test-all test-compat bench bench-baseline browser postgres clean
+.PHONY: demo test test-avx2 test-all test-compat docs bench bench-baseline browser postgres clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -84,6 +84,16 @@ test-compat: $(COMPAT_VENV)/.installed-$(TORCH_FLOOR)
 		assert torch.__version__.startswith('$(TORCH_FLOOR)'), torch.__version__"
 	$(COMPAT_VENV)/bin/python -m pytest -n $(TEST_PROCESSES) --dist loadfile $(COMPAT_TESTS)
 
+# The documentation site, offline, into docs/_build/html: warnings are errors (a broken link or reference, a
+# failing tutorial: every tutorial runs at every build, on the bundled sample).
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.installed-docs
+	rm -rf docs/_build docs/tutorials
+	$(VENV)/bin/sphinx-build -W --keep-going -b html -j 1 docs docs/_build/html
+
 # Throughput table of this device (see BENCHMARKS.md).
 bench: $(VENV)/.installed
 	$(VENV)/bin/resnet-cifar bench
@@ -104,4 +114,4 @@ bench-baseline: $(BASELINE_VENV)/.installed
 	$(BASELINE_VENV)/bin/python benchmarks/compare_cpu_baseline.py $(DATA_DIR)
 
 clean:
-	rm -rf $(VENV) $(BASELINE_VENV) demo-runs .pytest_cache
+	rm -rf $(VENV) $(BASELINE_VENV) demo-runs .pytest_cache docs/_build docs/tutorials

@@ -1,4 +1,4 @@
-"""The README's Python example runs as written."""
+"""The Python examples of the README and the documentation site's pages run as written."""
 from __future__ import annotations
 
 import re
@@ -10,14 +10,17 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+
+
 def _run_readme_example(marker: str, folder: Path, make_image, monkeypatch) -> dict:
-    """Run the README's Python block that contains ``marker`` in ``folder`` (with a cat.png there); its names."""
-    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    """Run the pages' Python block that contains ``marker`` in ``folder`` (with a cat.png there); its names."""
+    blocks = [block for page in PAGES for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)]
     example = next(b for b in blocks if marker in b)
     make_image(folder / "cat.png")
     monkeypatch.chdir(folder)
     namespace: dict = {}
-    exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102  (our own README)
+    exec(compile(example, "docs", "exec"), namespace)  # noqa: S102  (our own documentation)
     return namespace
 
 
