@@ -78,7 +78,7 @@ def card_table(cards: dict[str, dict[str, Any]]) -> str:
     """The cards as a plain-text table, one row per shipped model ("-" where a column was not measured), then
     each model's recipe, command and hosts."""
     headings = ["name", *(heading for _, heading, _ in CARD_COLUMNS)]
-    rows = [[name, *(_cell(card, key, form) for key, _, form in CARD_COLUMNS)] for name, card in cards.items()]
+    rows = [[name, *(card_cell(card, key, form) for key, _, form in CARD_COLUMNS)] for name, card in cards.items()]
     widths = [max(len(str(row[i])) for row in [headings, *rows]) for i in range(len(headings))]
     lines = ["  ".join(str(cell).ljust(w) if i == 0 else str(cell).rjust(w)
                        for i, (cell, w) in enumerate(zip(row, widths))) for row in [headings, *rows]]
@@ -91,6 +91,7 @@ def card_table(cards: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines[:len(rows) + 1] + [""] + lines[len(rows) + 1:])
 
 
-def _cell(card: dict[str, Any], key: str, form: str) -> str:
+def card_cell(card: dict[str, Any], key: str, form: str) -> str:
+    """One column of a card as shown: formatted, or "-" where it was not measured."""
     value = card.get(key)
     return "-" if value is None else form.format(value)
