@@ -8,7 +8,8 @@ import typing
 
 import pytest
 
-from resnet_cifar.cli import _config_from_args, build_parser
+from resnet_cifar.cli import build_parser
+from resnet_cifar.cli.train import config_from_args
 from resnet_cifar.config_options import config_fields, option_name
 from resnet_cifar.training.config import TrainConfig
 from resnet_cifar.training.recipes import RECIPES
@@ -81,7 +82,7 @@ def test_every_option_given_reaches_the_config() -> None:
             argv += [name, *value] if isinstance(value, list) else [name, value]
     # --zero-init-residual would clash with --no-train-norm-scale (a scale held at 0): --se stands in for a switch
     args = build_parser().parse_args(argv + ["--stem", "imagenet", "--zero-pad", "end", "--se"])
-    config = _config_from_args(args)
+    config = config_from_args(args)
     defaults = TrainConfig()
     for f in config_fields():
         assert getattr(config, f.name) != getattr(defaults, f.name), f.name
@@ -90,8 +91,8 @@ def test_every_option_given_reaches_the_config() -> None:
 
 
 def test_no_option_gives_the_default_recipe_and_a_recipe_is_overridden_only_where_given() -> None:
-    assert _config_from_args(build_parser().parse_args(["train"])) == TrainConfig()
-    fast = _config_from_args(build_parser().parse_args(["train", "--recipe", "fast", "--lr", "0.3"]))
+    assert config_from_args(build_parser().parse_args(["train"])) == TrainConfig()
+    fast = config_from_args(build_parser().parse_args(["train", "--recipe", "fast", "--lr", "0.3"]))
     assert (fast.epochs, fast.channels_last, fast.lr, fast.recipe) == (10, True, 0.3, "fast")
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from resnet_cifar.cli import _config_from_args, build_parser, main
+from resnet_cifar.cli import build_parser, main
+from resnet_cifar.cli.train import config_from_args
 from resnet_cifar.sweep.runner import SweepPlan, run_sweep
 from resnet_cifar.sweep.space import parse_space
 from resnet_cifar.sweep.study import open_study
@@ -74,7 +75,7 @@ def test_each_trial_is_a_run_folder_and_the_report_reproduces_the_best(tmp_path,
     assert report["best"]["number"] == best.number and len(report["trials"]) == 3
     command = shlex.split(report["best"]["command"])
     assert command[:2] == ["resnet-cifar", "train"]
-    again = _config_from_args(build_parser().parse_args(command[1:])).to_dict()
+    again = config_from_args(build_parser().parse_args(command[1:])).to_dict()
     saved = json.loads((out / f"trial-{best.number}" / "config.json").read_text())
     assert {k: v for k, v in again.items() if k != "out"} == \
         {k: v for k, v in saved.items() if k not in ("out", "environment", "processes")}

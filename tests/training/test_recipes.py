@@ -9,13 +9,14 @@ import torch
 from safetensors.torch import load_file
 
 from resnet_cifar import ResnetCifarError
-from resnet_cifar.cli import _config_from_args, build_parser
+from resnet_cifar.cli import build_parser
+from resnet_cifar.cli.train import config_from_args
 from resnet_cifar.training.config import TrainConfig
 from resnet_cifar.training.recipes import RECIPES, recipe_config
 
 
 def _config(*argv: str):
-    return _config_from_args(build_parser().parse_args(["train", *argv]))
+    return config_from_args(build_parser().parse_args(["train", *argv]))
 
 
 def test_default_recipe_is_the_config_defaults() -> None:
